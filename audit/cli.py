@@ -1,0 +1,58 @@
+"""`python -m audit <command>`: batch work without the UI.
+
+Each command lives in its own module exposing `configure_parser(parser)` and `run(args) -> int`.
+Modules are imported only when their command runs, so `index` never pays for torch or umap.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "index": ("audit.commands.index", "index a dataset folder and list data-quality findings"),
+    "make-demo": ("audit.commands.make_demo", "draw the built-in demo dataset (procedural faces)"),
+    "train": ("audit.commands.train", "train a classifier with person-grouped out-of-fold predictions"),
+    "predict": ("audit.commands.predict", "predict every image of a dataset into a run folder"),
+    "import-predictions": ("audit.commands.import_predictions", "turn a CSV of predictions made elsewhere into a run"),
+    "demo": ("audit.commands.demo", "build the demo dataset, train the demo model and predict, in the workspace"),
+    "suspects": ("audit.commands.suspects", "run the label-noise detectors on a run and write the review queue"),
+    "bench-noise": ("audit.commands.bench_noise", "score the label-noise detectors against the demo's known noise"),
+    "layout": ("audit.commands.layout", "compute the 2-D embedding layout (UMAP, PCA) of a run"),
+    "export": ("audit.commands.export", "write the relabeling CSV and corrected manifests from recorded reviews"),
+}
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m audit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        build_parser().parse_args(argv or ["--help"])
+        return 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"python -m audit {name}", description=help_text)
+    module.configure_parser(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

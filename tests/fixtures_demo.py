@@ -1,0 +1,1 @@
+"""Fixtures that draw tiny demo datasets (owner: demo-data work)."""

@@ -1,0 +1,1 @@
+"""Fixtures that train tiny models and predict tiny runs (owner: classifier work)."""
