@@ -1,0 +1,158 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit import labels as L
+from audit import runs as R
+
+
+def index_rows(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    mask = rng.integers(0, 3, n)
+    gender = rng.integers(0, 2, n)
+    age = rng.integers(18, 70, n)
+    age_bin = L.DEFAULT_BINS.bin(age)
+    return pd.DataFrame({
+        "path": [f"images/train/{i:06d}_male_Asian_30/mask1.jpg" for i in range(n)],
+        "split": ["train"] * n,
+        "person": [f"{i:06d}_male_Asian_30" for i in range(n)],
+        "person_id": [f"{i:06d}" for i in range(n)],
+        "gender": gender, "race": ["Asian"] * n, "age": age, "age_bin": age_bin, "mask": mask,
+        "mask_type": ["mask1"] * n, "class_id": L.class_id(mask, gender, age_bin),
+        "source": ["GAN"] * n, "fold": rng.integers(0, 3, n),
+    })
+
+
+def random_probs(rng, n, k):
+    p = rng.random((n, k)) + 0.01
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def make_predictions(n: int = 10, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return R.finish_predictions(index_rows(n, seed), random_probs(rng, n, 3), random_probs(rng, n, 2),
+                                random_probs(rng, n, 3), rng.uniform(10, 70, n))
+
+
+def test_finish_predictions_columns_and_consistency():
+    df = make_predictions(25)
+    assert list(df.columns) == R.prediction_columns()
+    p_class = df[list(R.P_CLASS)].to_numpy()
+    assert p_class.dtype == np.float32
+    np.testing.assert_allclose(p_class.sum(axis=1), 1.0, atol=1e-5)
+    # 18-class prediction = product of heads: its parts are each head's argmax
+    assert (df["pred_mask"].to_numpy() == df[list(R.P_MASK)].to_numpy().argmax(1)).all()
+    assert (df["pred_gender"].to_numpy() == df[list(R.P_GENDER)].to_numpy().argmax(1)).all()
+    assert (df["pred_age_bin"].to_numpy() == df[list(R.P_AGE)].to_numpy().argmax(1)).all()
+    assert (df["pred_class"] == L.class_id(df["pred_mask"], df["pred_gender"], df["pred_age_bin"])).all()
+    np.testing.assert_allclose(df["confidence"], p_class.max(axis=1))
+
+
+def test_finish_predictions_from_classes_uses_marginals():
+    rng = np.random.default_rng(1)
+    p_class = random_probs(rng, 6, 18)
+    df = R.finish_predictions_from_classes(index_rows(6), p_class)
+    pm, pg, pa = L.head_probs_from_classes(p_class)
+    np.testing.assert_allclose(df[list(R.P_MASK)].to_numpy(), pm, atol=1e-6)
+    assert (df["pred_class"].to_numpy() == p_class.argmax(1)).all()
+    assert df["pred_age"].isna().all()
+
+
+def test_finish_predictions_rejects_wrong_shapes():
+    with pytest.raises(ValueError, match="p_mask"):
+        R.finish_predictions(index_rows(4), np.ones((3, 3)) / 3, np.ones((4, 2)) / 2, np.ones((4, 3)) / 3)
+
+
+def test_write_and_open_round_trip(tmp_path):
+    df = make_predictions(12)
+    emb = np.random.default_rng(0).normal(size=(12, 7)).astype(np.float32)
+    path = R.write_run(tmp_path / "runs" / "a", df, emb, {"source": "predict", "bins": L.DEFAULT_BINS.to_dict()})
+    run = R.Run.open(path)
+    assert run.name == "a" and run.has_embeddings and run.source == "predict"
+    pd.testing.assert_frame_equal(run.predictions, df)
+    assert run.embeddings.dtype == np.float16 and run.embeddings.shape == (12, 7)
+    np.testing.assert_allclose(run.embeddings, emb, atol=1e-2)
+    assert run.meta["n_images"] == 12 and run.meta["embedding_dim"] == 7 and run.meta["created"]
+    assert run.bins == L.DEFAULT_BINS
+    assert run.suspects is None
+    pd.DataFrame({"path": ["x"], "field": ["gender"]}).to_parquet(run.suspects_path)
+    assert list(run.suspects["field"]) == ["gender"]
+    # nothing but the run folder is left in runs/
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["a"]
+
+
+def test_run_without_embeddings(tmp_path):
+    path = R.write_run(tmp_path / "b", make_predictions(3), None, {"source": "import"})
+    run = R.Run.open(path)
+    assert not run.has_embeddings and run.embeddings is None and run.source == "import"
+
+
+def test_write_run_validates(tmp_path):
+    df = make_predictions(5)
+    with pytest.raises(ValueError, match="embeddings"):
+        R.write_run(tmp_path / "x", df, np.zeros((4, 3)), {})
+    with pytest.raises(ValueError, match="lack columns"):
+        R.write_run(tmp_path / "x", df.drop(columns=["p_class_3"]), None, {})
+    bad = df.copy()
+    bad.loc[0, "p_class_0"] += 0.5
+    with pytest.raises(ValueError, match="summing to 1"):
+        R.write_run(tmp_path / "x", bad, None, {})
+    assert not (tmp_path / "x").exists()
+
+
+def test_crash_mid_write_leaves_nothing(tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(R.np, "save", crash)
+    with pytest.raises(OSError, match="simulated"):
+        R.write_run(tmp_path / "runs" / "c", make_predictions(4), np.zeros((4, 2)), {"source": "predict"})
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_crash_while_replacing_keeps_the_old_run(tmp_path, monkeypatch):
+    first = make_predictions(4, seed=1)
+    R.write_run(tmp_path / "c", first, np.zeros((4, 2)), {"source": "predict", "tag": "old"})
+    (tmp_path / "c" / "layout_umap_x.npy").write_bytes(b"stale")
+    monkeypatch.setattr(R.np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("simulated")))
+    with pytest.raises(OSError):
+        R.write_run(tmp_path / "c", make_predictions(6, seed=2), np.zeros((6, 2)), {"source": "predict"})
+    run = R.Run.open(tmp_path / "c")
+    assert run.meta["tag"] == "old" and len(run.predictions) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+    monkeypatch.undo()
+    # a successful replace drops the old run's derived files (layouts were for old embeddings)
+    R.write_run(tmp_path / "c", make_predictions(6, seed=2), np.zeros((6, 2)), {"source": "predict"})
+    assert not (tmp_path / "c" / "layout_umap_x.npy").exists()
+    assert len(R.Run.open(tmp_path / "c").predictions) == 6
+
+
+def test_open_rejects_non_runs(tmp_path):
+    with pytest.raises(R.NotARunError, match="not found"):
+        R.Run.open(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(R.NotARunError, match="not a run folder"):
+        R.Run.open(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "meta.json").write_text("{nope")
+    (bad / "predictions.parquet").write_bytes(b"")
+    with pytest.raises(R.NotARunError, match="cannot be read"):
+        R.Run.open(bad)
+
+
+def test_list_runs(tmp_path):
+    runs = tmp_path / "runs"
+    R.write_run(runs / "b", make_predictions(2), None, {"source": "import"})
+    R.write_run(runs / "a", make_predictions(2), np.zeros((2, 3)), {"source": "predict"})
+    (runs / "not_a_run").mkdir()
+    (runs / ".a.partial-1234").mkdir()
+    listed = R.list_runs(runs)
+    assert [name for name, _ in listed] == ["a", "b"]
+    assert listed[1][1]["source"] == "import"
+    assert R.list_runs(tmp_path / "nothing") == []
+    # default: the workspace's runs folder (conftest points it at a tmp dir)
+    assert R.list_runs() == []
+    json.dumps(listed)  # metas are plain JSON
