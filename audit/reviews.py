@@ -1,0 +1,303 @@
+"""Review decisions on label-noise suspects, stored at once in SQLite with full history.
+
+A decision is about one (item, field) of one dataset:
+
+- `fingerprint`: `DatasetIndex.fingerprint`, so decisions never leak onto another dataset;
+- `item`: the review queue's `item` — a data-relative image path (mask, eval rows) or, for
+  person-level items (train gender/age), the person key `{id}_{gender}_{race}_{age}`;
+- `field`: "mask", "gender" or "age".
+
+Decision kinds (`DECISIONS`):
+
+- "accept": the suggested value is right; `new_value` = `suggested`;
+- "keep":   the given label is right; `new_value` = `given`;
+- "set":    another value; `new_value` given by the reviewer (for age: a bin code, or an explicit
+            age in years as `new_age`, from which the bin follows);
+- "skip":   undecided, look later; `new_value` is NULL.
+
+Values are label codes from `audit.labels` (mask 0..2, gender 0..1, age: bin code 0..2 under the
+`bins` stored with the row). Age in years is kept separately in `new_age` (only when the reviewer
+typed one), so a bin decision and an exact age never get confused; the export turns a bin-only
+decision into an age in years (see `audit.export`).
+
+Every call to `record` is one short transaction, committed (synchronous=FULL, WAL) before it
+returns, so whatever the page acknowledged survives the server being killed. Rows are never
+updated or deleted: history is the table, and the latest row (highest id) per
+(fingerprint, item, field) wins. "Undo" is a new row restoring the previous state, so undo is
+history too. Each call opens its own connection, so one store object may be shared by the threads
+of a Streamlit server (a lock serialises them; SQLite allows one writer anyway) and several
+processes may write the same file at once (WAL + busy_timeout). The connection is kept open: the
+last connection closing checkpoints the WAL, which would cost every write ~15 ms of fsync.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import closing, contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from audit.labels import DEFAULT_BINS, FIELDS, N_AGE_BINS, N_GENDER, N_MASK, AgeBins
+
+DECISIONS = ("accept", "keep", "set", "skip")
+# Number of codes of each field (valid codes are 0..n-1).
+FIELD_CODES = {"mask": N_MASK, "gender": N_GENDER, "age": N_AGE_BINS}
+MAX_AGE_YEARS = 120
+BUSY_TIMEOUT_MS = 30_000
+
+COLUMNS = (
+    "id", "fingerprint", "item", "field", "decision", "given", "suggested", "new_value", "new_age",
+    "bins", "note", "split", "person", "path", "detectors", "score", "created",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of writes; the latest wins
+    fingerprint TEXT    NOT NULL,                   -- dataset fingerprint
+    item        TEXT    NOT NULL,                   -- data-relative image path or person key
+    field       TEXT    NOT NULL,                   -- mask | gender | age
+    decision    TEXT    NOT NULL,                   -- accept | keep | set | skip
+    given       INTEGER,                            -- label code as given in the data
+    suggested   INTEGER,                            -- code the detectors suggested (NULL if none)
+    new_value   INTEGER,                            -- decided code (NULL for skip)
+    new_age     INTEGER,                            -- age in years, only when the reviewer typed one
+    bins        TEXT    NOT NULL DEFAULT '',        -- 'lo,hi' age bins the age codes refer to
+    note        TEXT    NOT NULL DEFAULT '',
+    split       TEXT    NOT NULL DEFAULT '',
+    person      TEXT    NOT NULL DEFAULT '',
+    path        TEXT    NOT NULL DEFAULT '',        -- an image of the item (for a person: any)
+    detectors   TEXT    NOT NULL DEFAULT '',
+    score       REAL,
+    created     TEXT    NOT NULL                    -- UTC, ISO 8601 with microseconds
+);
+CREATE INDEX IF NOT EXISTS decisions_key ON decisions (fingerprint, item, field, id);
+"""
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _optional_int(value, what: str):
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    try:
+        as_int = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be an integer label code, got {value!r}") from None
+    if as_int != value:
+        raise ValueError(f"{what} must be an integer label code, got {value!r}")
+    return as_int
+
+
+def _check_code(field: str, value, what: str):
+    value = _optional_int(value, what)
+    if value is not None and not 0 <= value < FIELD_CODES[field]:
+        raise ValueError(f"{what}={value} is not a {field} code (expected 0..{FIELD_CODES[field] - 1})")
+    return value
+
+
+class ReviewStore:
+    """Decisions of reviewers, one SQLite file (e.g. `workspace/reviews.sqlite`)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._con: sqlite3.Connection | None = None
+        self._pid = None
+        with closing(self._open()) as con:
+            # WAL: readers never block the writer and a killed writer leaves a consistent file.
+            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise OSError(f"cannot use WAL mode for {self.path} (got {mode!r}); is it on a network drive?")
+            with con:
+                con.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"ReviewStore({str(self.path)!r})"
+
+    def _open(self) -> sqlite3.Connection:
+        # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE) so a write takes
+        # the lock up front instead of failing half-way with "database is locked".
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # FULL: a committed decision is on disk before record() returns (NORMAL could lose the
+        # last ones on power loss; reviews are slow human work, the fsync costs nothing here).
+        con.execute("PRAGMA synchronous=FULL")
+        return con
+
+    @contextmanager
+    def _connection(self):
+        """This process's connection, used by one thread at a time."""
+        with self._lock:
+            # A connection must not cross a fork: a child process opens its own.
+            if self._con is None or self._pid != os.getpid():
+                self._con, self._pid = self._open(), os.getpid()
+            yield self._con
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None and self._pid == os.getpid():
+                self._con.close()
+            self._con = None
+
+    def __getstate__(self):
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.path = state["path"]
+        self._lock, self._con, self._pid = threading.Lock(), None, None
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def record(self, fingerprint: str, item: str, field: str, decision: str, *, given,
+               new_value=None, suggested=None, new_age=None, bins: AgeBins = DEFAULT_BINS,
+               note: str = "", split: str = "", person: str = "", path: str = "",
+               detectors: str = "", score: float | None = None) -> int:
+        """Store one decision and commit it; returns its row id. ValueError on bad input.
+
+        `given`, `suggested`, `new_value` are label codes of `field`. For "accept" `new_value`
+        defaults to `suggested`, for "keep" to `given`; "set" needs `new_value` or (age only)
+        `new_age` in years, whose bin under `bins` becomes `new_value`.
+        """
+        if not fingerprint or not isinstance(fingerprint, str):
+            raise ValueError("fingerprint must be a non-empty string (the dataset fingerprint)")
+        if not item or not isinstance(item, str):
+            raise ValueError("item must be a non-empty string (an image path or a person key)")
+        if field not in FIELDS:
+            raise ValueError(f"field must be one of {', '.join(FIELDS)}; got {field!r}")
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
+        given = _check_code(field, given, "given")
+        suggested = _check_code(field, suggested, "suggested")
+        new_value = _check_code(field, new_value, "new_value")
+        new_age = _optional_int(new_age, "new_age")
+        if new_age is not None:
+            if field != "age":
+                raise ValueError(f"new_age (years) only applies to the age field, not {field!r}")
+            if decision != "set":
+                raise ValueError("new_age (years) only goes with decision 'set'")
+            if not 0 <= new_age <= MAX_AGE_YEARS:
+                raise ValueError(f"new_age must be 0..{MAX_AGE_YEARS} years, got {new_age}")
+            age_bin = bins.bin(new_age)
+            if new_value is not None and new_value != age_bin:
+                raise ValueError(f"new_value={new_value} disagrees with new_age={new_age} (bin {age_bin} of {bins.describe()})")
+            new_value = age_bin
+        if decision == "accept":
+            if suggested is None:
+                raise ValueError("'accept' needs the suggested value (the item has no suggestion: use 'set')")
+            if new_value is not None and new_value != suggested:
+                raise ValueError(f"'accept' means new_value = suggested ({suggested}), got {new_value}")
+            new_value = suggested
+        elif decision == "keep":
+            if given is None:
+                raise ValueError("'keep' needs the given value")
+            if new_value is not None and new_value != given:
+                raise ValueError(f"'keep' means new_value = given ({given}), got {new_value}")
+            new_value = given
+        elif decision == "set":
+            if new_value is None:
+                raise ValueError("'set' needs new_value (a label code) or, for age, new_age in years")
+        else:  # skip
+            new_value = None
+        score = None if score is None or pd.isna(score) else float(score)
+        row = (fingerprint, item, field, decision, given, suggested, new_value, new_age,
+               f"{bins.lo},{bins.hi}" if field == "age" else "", str(note or ""), str(split or ""),
+               str(person or ""), str(path or ""), str(detectors or ""), score, _utc_now())
+        with self._connection() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cur = con.execute(
+                    "INSERT INTO decisions (fingerprint, item, field, decision, given, suggested, "
+                    "new_value, new_age, bins, note, split, person, path, detectors, score, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return int(cur.lastrowid)
+
+    def undo_last(self, fingerprint: str, item: str | None = None, field: str | None = None) -> int | None:
+        """Undo the newest decision (of one item/field if given) by appending the state before it.
+
+        Returns the id of the new row, or None when there was nothing to undo. When the undone
+        decision was the first for its item and field, the restored state is a "skip".
+        """
+        hist = self.history(fingerprint, item, field)
+        if hist.empty:
+            return None
+        last = hist.iloc[-1]
+        before = self.history(fingerprint, last["item"], last["field"])
+        before = before[before["id"] < last["id"]]
+        common = dict(given=last["given"], suggested=last["suggested"], split=last["split"],
+                      person=last["person"], path=last["path"], detectors=last["detectors"],
+                      score=last["score"], bins=bins_from_text(last["bins"]))
+        if before.empty:
+            return self.record(fingerprint, last["item"], last["field"], "skip",
+                               note=f"undo of decision {last['id']}", **common)
+        prev = before.iloc[-1]
+        return self.record(fingerprint, prev["item"], prev["field"], prev["decision"],
+                           new_value=prev["new_value"] if pd.isna(prev["new_age"]) else None,
+                           new_age=prev["new_age"], note=prev["note"], **common)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _frame(self, sql: str, params) -> pd.DataFrame:
+        with self._connection() as con:
+            rows = con.execute(sql, params).fetchall()
+        frame = pd.DataFrame(rows, columns=list(COLUMNS))
+        for col in ("given", "suggested", "new_value", "new_age"):
+            frame[col] = frame[col].astype("Int64")  # nullable ints: skip rows have no value
+        frame["id"] = frame["id"].astype("int64")
+        frame["score"] = frame["score"].astype("float64")
+        return frame
+
+    def history(self, fingerprint: str, item: str | None = None, field: str | None = None) -> pd.DataFrame:
+        """Every decision of a dataset (optionally one item and/or field), oldest first; COLUMNS."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM decisions WHERE fingerprint = ?"
+        params: list = [fingerprint]
+        if item is not None:
+            sql += " AND item = ?"
+            params.append(item)
+        if field is not None:
+            sql += " AND field = ?"
+            params.append(field)
+        return self._frame(sql + " ORDER BY id", params)
+
+    def latest(self, fingerprint: str) -> pd.DataFrame:
+        """The current decision per (item, field) of a dataset: one row each, COLUMNS, by id."""
+        sql = (f"SELECT {', '.join('d.' + c for c in COLUMNS)} FROM decisions d JOIN ("
+               "SELECT MAX(id) AS id FROM decisions WHERE fingerprint = ? GROUP BY item, field"
+               ") m ON d.id = m.id ORDER BY d.id")
+        return self._frame(sql, [fingerprint])
+
+    def counts(self, fingerprint: str) -> pd.DataFrame:
+        """Current decisions counted by field and decision: columns field, decision, count."""
+        latest = self.latest(fingerprint)
+        if latest.empty:
+            return pd.DataFrame({"field": pd.Series(dtype=str), "decision": pd.Series(dtype=str),
+                                 "count": pd.Series(dtype="int64")})
+        return (latest.groupby(["field", "decision"]).size().rename("count").reset_index())
+
+    def fingerprints(self) -> list[str]:
+        """Datasets that have decisions in this store."""
+        with self._connection() as con:
+            return [r[0] for r in con.execute("SELECT DISTINCT fingerprint FROM decisions ORDER BY fingerprint")]
+
+
+def bins_from_text(text: str) -> AgeBins:
+    """A row's `bins` text ('lo,hi', '' for non-age rows) -> AgeBins (default when empty)."""
+    if not text:
+        return DEFAULT_BINS
+    lo, hi = (int(x) for x in str(text).split(","))
+    return DEFAULT_BINS if (lo, hi) == DEFAULT_BINS.edges else AgeBins(lo, hi, "custom")
+
