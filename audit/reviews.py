@@ -50,7 +50,7 @@ BUSY_TIMEOUT_MS = 30_000
 
 COLUMNS = (
     "id", "fingerprint", "item", "field", "decision", "given", "suggested", "new_value", "new_age",
-    "bins", "note", "split", "person", "path", "detectors", "score", "created",
+    "bins", "note", "split", "person", "path", "detectors", "score", "reviewer", "created",
 )
 
 _SCHEMA = """
@@ -71,10 +71,13 @@ CREATE TABLE IF NOT EXISTS decisions (
     path        TEXT    NOT NULL DEFAULT '',        -- an image of the item (for a person: any)
     detectors   TEXT    NOT NULL DEFAULT '',
     score       REAL,
+    reviewer    TEXT    NOT NULL DEFAULT '',        -- who decided (free text, e.g. the login name)
     created     TEXT    NOT NULL                    -- UTC, ISO 8601 with microseconds
 );
 CREATE INDEX IF NOT EXISTS decisions_key ON decisions (fingerprint, item, field, id);
 """
+
+_ADDED_COLUMNS = {"reviewer": "TEXT NOT NULL DEFAULT ''"}
 
 
 def _utc_now() -> str:
@@ -121,6 +124,11 @@ class ReviewStore:
                 raise OSError(f"cannot use WAL mode for {self.path} (got {mode!r}); is it on a network drive?")
             with con:
                 con.executescript(_SCHEMA)
+                # Files made before a column existed get it (rows never change, so a default is enough).
+                have = {r[1] for r in con.execute("PRAGMA table_info(decisions)")}
+                for name, decl in _ADDED_COLUMNS.items():
+                    if name not in have:
+                        con.execute(f"ALTER TABLE decisions ADD COLUMN {name} {decl}")
 
     def __repr__(self) -> str:
         return f"ReviewStore({str(self.path)!r})"
@@ -162,7 +170,7 @@ class ReviewStore:
     def record(self, fingerprint: str, item: str, field: str, decision: str, *, given,
                new_value=None, suggested=None, new_age=None, bins: AgeBins = DEFAULT_BINS,
                note: str = "", split: str = "", person: str = "", path: str = "",
-               detectors: str = "", score: float | None = None) -> int:
+               detectors: str = "", score: float | None = None, reviewer: str = "") -> int:
         """Store one decision and commit it; returns its row id. ValueError on bad input.
 
         `given`, `suggested`, `new_value` are label codes of `field`. For "accept" `new_value`
@@ -212,14 +220,14 @@ class ReviewStore:
         score = None if score is None or pd.isna(score) else float(score)
         row = (fingerprint, item, field, decision, given, suggested, new_value, new_age,
                f"{bins.lo},{bins.hi}" if field == "age" else "", str(note or ""), str(split or ""),
-               str(person or ""), str(path or ""), str(detectors or ""), score, _utc_now())
+               str(person or ""), str(path or ""), str(detectors or ""), score, str(reviewer or ""), _utc_now())
         with self._connection() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 cur = con.execute(
                     "INSERT INTO decisions (fingerprint, item, field, decision, given, suggested, "
-                    "new_value, new_age, bins, note, split, person, path, detectors, score, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                    "new_value, new_age, bins, note, split, person, path, detectors, score, reviewer, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -240,7 +248,7 @@ class ReviewStore:
         before = before[before["id"] < last["id"]]
         common = dict(given=last["given"], suggested=last["suggested"], split=last["split"],
                       person=last["person"], path=last["path"], detectors=last["detectors"],
-                      score=last["score"], bins=bins_from_text(last["bins"]))
+                      score=last["score"], bins=bins_from_text(last["bins"]), reviewer=last["reviewer"])
         if before.empty:
             return self.record(fingerprint, last["item"], last["field"], "skip",
                                note=f"undo of decision {last['id']}", **common)

@@ -203,3 +203,21 @@ def test_writer_killed_mid_loop_keeps_every_acknowledged_decision(tmp_path):
     # The store still takes writes after the crash.
     store.record(FP, "after.jpg", "mask", "keep", given=1)
     assert "after.jpg" in set(store.latest(FP)["item"])
+
+
+def test_reviewer_column_and_older_files_get_it(tmp_path):
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)  # a file from before the reviewer column existed
+    con.execute("CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, fingerprint TEXT NOT NULL, "
+                "item TEXT NOT NULL, field TEXT NOT NULL, decision TEXT NOT NULL, given INTEGER, suggested INTEGER, "
+                "new_value INTEGER, new_age INTEGER, bins TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '', "
+                "split TEXT NOT NULL DEFAULT '', person TEXT NOT NULL DEFAULT '', path TEXT NOT NULL DEFAULT '', "
+                "detectors TEXT NOT NULL DEFAULT '', score REAL, created TEXT NOT NULL)")
+    con.execute("INSERT INTO decisions (fingerprint, item, field, decision, given, new_value, created) "
+                "VALUES (?, 'a.png', 'mask', 'keep', 1, 1, '2026-01-01T00:00:00+00:00')", (FP,))
+    con.commit()
+    con.close()
+    store = ReviewStore(path)
+    store.record(FP, "b.png", "mask", "keep", given=0, reviewer="kim")
+    latest = store.latest(FP).set_index("item")
+    assert latest.loc["a.png", "reviewer"] == "" and latest.loc["b.png", "reviewer"] == "kim"
