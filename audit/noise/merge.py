@@ -1,0 +1,156 @@
+"""One review queue from several detectors.
+
+Each detector's scores are turned into empirical upper-tail p-values within (detector, field,
+item kind): p = (number of items scoring at least as high) / (number of items). The merged score
+is a weighted Fisher combination, sum_d w_d * -log(p_d): scale-free (nats, LLRs, fractions and
+standard deviations all become ranks), yet it keeps the tail - an item in a strong detector's
+top 0.1% earns -log(0.001) ~ 6.9, far above a weak detector's top 10% (2.3). A detector that did
+not judge an item adds nothing. The suggestion is the value the detectors propose, each vote
+weighted by its contribution.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from audit import labels as L
+from audit.noise import DETECTOR_COLUMNS, concat_frames
+
+# Declared weights per (detector, field): the detector built for a field's structure leads
+# (person-level evidence for gender and age, slot consistency for mask), the rest refine.
+# Chosen on synthetic runs and one demo seed, then checked on other seeds (BENCHMARKS.md).
+DEFAULT_WEIGHTS = {
+    ("person_level", "gender"): 1.0, ("person_level", "age"): 1.0,
+    ("mask_slots", "mask"): 1.0,
+    ("age_residual", "age"): 0.5,
+    ("neighbours", "gender"): 0.25, ("neighbours", "age"): 0.15, ("neighbours", "mask"): 0.25,
+    ("cleanlab", "gender"): 0.25, ("cleanlab", "age"): 0.25, ("cleanlab", "mask"): 0.25,
+}
+DEFAULT_WEIGHT = 0.25  # a detector/field pair not listed above
+
+QUEUE_COLUMNS = [
+    "rank", "item", "item_kind", "field", "split", "person", "path", "given", "suggested",
+    "score", "flagged", "detectors", "n_detectors", "evidence",
+]
+
+
+def tail_p_values(scores: np.ndarray) -> np.ndarray:
+    """Empirical upper-tail p-values (N,): fraction of scores >= each score (ties share the
+    larger count, so equal scores get equal p). NaN scores get p = 1."""
+    s = np.asarray(scores, dtype=np.float64)
+    out = np.ones(len(s))
+    ok = ~np.isnan(s)
+    v = s[ok]
+    if len(v):
+        order = np.sort(v)
+        # count of values >= v_i = n - (number strictly below v_i)
+        out[ok] = (len(v) - np.searchsorted(order, v, side="left")) / len(v)
+    return out
+
+
+def merge_queue(detector_frames, *, weights: dict | None = None) -> pd.DataFrame:
+    """Detector frames (list, or dict name -> frame) -> the review queue, one row per
+    (item, field), best first. Columns QUEUE_COLUMNS plus `score_<detector>` (each detector's
+    own score, NaN where it did not judge the item).
+
+    `weights`: {(detector, field): w} or {detector: w}, overriding DEFAULT_WEIGHTS.
+    """
+    frames = list(detector_frames.values()) if isinstance(detector_frames, dict) else list(detector_frames)
+    allf = concat_frames(frames)
+    if not len(allf):
+        return pd.DataFrame(columns=QUEUE_COLUMNS)
+    allf = allf[DETECTOR_COLUMNS].copy()
+    allf["p"] = allf.groupby(["detector", "field", "item_kind"], sort=False)["score"].transform(
+        lambda s: tail_p_values(s.to_numpy()))
+    allf["w"] = [_weight(weights, d, f) for d, f in zip(allf["detector"], allf["field"])]
+    allf["contribution"] = allf["w"] * -np.log(allf["p"].clip(lower=1e-12))
+
+    key = ["item", "field"]
+    allf = allf.sort_values(key + ["contribution"], ascending=[True, True, False], kind="stable")
+    grouped = allf.groupby(key, sort=False)
+    first = grouped.first()
+    score = grouped["contribution"].sum()
+    # Suggested value: contribution-weighted vote among the detectors' suggestions.
+    votes = allf.groupby(key + ["suggested"], sort=False)["contribution"].sum().reset_index()
+    votes = votes.sort_values(key + ["contribution"], ascending=[True, True, False], kind="stable")
+    suggested = votes.groupby(key, sort=False)["suggested"].first()
+    flagged_rows = allf[allf["flagged"]]
+    detectors = flagged_rows.groupby(key, sort=False)["detector"].agg(", ".join)
+    n_det = flagged_rows.groupby(key, sort=False).size()
+
+    # Evidence: the flagging detectors' sentences, biggest contribution first; when none
+    # flagged the item, the top contributor's sentence.
+    line = allf["detector"] + ": " + allf["evidence"].astype(str)
+    evidence = line[allf["flagged"]].groupby([allf["item"], allf["field"]], sort=False).agg(" | ".join)
+    evidence = evidence.reindex(first.index)
+    evidence = evidence.fillna(line.groupby([allf["item"], allf["field"]], sort=False).first().reindex(first.index))
+    queue = pd.DataFrame({
+        "item_kind": first["item_kind"], "split": first["split"], "person": first["person"],
+        "path": first["path"], "given": first["given"].astype(np.int64),
+        "suggested": suggested.reindex(first.index).astype(np.int64),
+        "score": score.reindex(first.index).astype(np.float64),
+        "detectors": detectors.reindex(first.index).fillna(""),
+        "n_detectors": n_det.reindex(first.index).fillna(0).astype(np.int64),
+        "evidence": evidence.reindex(first.index),
+    })
+    queue["flagged"] = queue["n_detectors"] > 0
+    per_det = allf.pivot_table(index=key, columns="detector", values="score", aggfunc="first")
+    per_det.columns = [f"score_{c}" for c in per_det.columns]
+    queue = queue.join(per_det).reset_index()
+    queue = queue.sort_values(["score", "n_detectors", "field", "item"], ascending=[False, False, True, True],
+                              kind="stable").reset_index(drop=True)
+    queue["rank"] = np.arange(1, len(queue) + 1)
+    extra = [c for c in queue.columns if c.startswith("score_")]
+    return queue[QUEUE_COLUMNS + extra]
+
+
+def _weight(weights, detector, field) -> float:
+    if weights:
+        if (detector, field) in weights:
+            return float(weights[(detector, field)])
+        if detector in weights:
+            return float(weights[detector])
+    return float(DEFAULT_WEIGHTS.get((detector, field), DEFAULT_WEIGHT))
+
+
+def run_detectors(predictions: pd.DataFrame, embeddings: np.ndarray | None = None, *,
+                  bins: L.AgeBins = L.DEFAULT_BINS, k: int = 10, cleanlab_person_agg: str = "max") -> dict[str, pd.DataFrame]:
+    """Every applicable detector on a run's predictions: name -> detector frame.
+
+    `neighbours` is skipped without embeddings, `age_residual` without any pred_age.
+    """
+    from audit.noise.age_residual import age_residual
+    from audit.noise.confident_learning import confident_learning
+    from audit.noise.mask_slots import mask_slots
+    from audit.noise.neighbours import neighbours
+    from audit.noise.person_level import person_level
+
+    out = {
+        "cleanlab": confident_learning(predictions, person_agg=cleanlab_person_agg, bins=bins),
+        "person_level": person_level(predictions, bins=bins),
+        "mask_slots": mask_slots(predictions),
+    }
+    if embeddings is not None and len(embeddings) == len(predictions):
+        out["neighbours"] = neighbours(predictions, embeddings, k=k, bins=bins)
+    if "pred_age" in predictions.columns and predictions["pred_age"].notna().any():
+        out["age_residual"] = age_residual(predictions, bins=bins)
+    return out
+
+
+def run_bins(meta: dict | None) -> L.AgeBins:
+    """The AgeBins a run was made with (meta.json "bins"), default bins otherwise."""
+    if meta and isinstance(meta.get("bins"), dict):
+        try:
+            return L.AgeBins.from_dict(meta["bins"])
+        except (KeyError, ValueError, TypeError):
+            pass
+    return L.DEFAULT_BINS
+
+
+def find_suspects(run, *, weights: dict | None = None, k: int = 10) -> pd.DataFrame:
+    """All applicable detectors on a run (anything with .predictions, .embeddings, .meta),
+    merged into the review queue (see merge_queue)."""
+    predictions = run.predictions
+    embeddings = getattr(run, "embeddings", None)
+    bins = run_bins(getattr(run, "meta", None))
+    return merge_queue(run_detectors(predictions, embeddings, bins=bins, k=k), weights=weights)

@@ -1,0 +1,107 @@
+"""Embedding-neighbourhood disagreement.
+
+For each image, its k nearest other images in embedding space (cosine distance, scikit-learn
+`NearestNeighbors`), leaving out photos of the same person: for gender and age they would agree
+trivially, and for mask a person's own photos are the nearest yet carry other states by design.
+The score is the fraction of those neighbours whose given label differs from this image's;
+the suggestion is the most common other label among them. For train gender/age, the person's
+photos' neighbour label distributions are averaged into one judgement per person.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from audit import labels as L
+from audit.noise import concat_frames, detector_frame, given_codes, person_groups, best_other
+
+NAME = "neighbours"
+
+
+def nearest_other_people(embeddings: np.ndarray, persons: np.ndarray, *, k: int = 10,
+                         exclude_same_person: bool = True) -> np.ndarray:
+    """Indices (N, k) of each row's k nearest rows by cosine distance, never itself and (by
+    default) never a row of the same person. Rows short of k candidates are padded with -1."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.asarray(embeddings, dtype=np.float32)
+    n = len(x)
+    if n < 2:
+        return np.full((n, k), -1, dtype=np.int64)
+    _, person_codes = np.unique(np.asarray(persons, dtype=str), return_inverse=True)
+    max_per_person = int(np.bincount(person_codes).max()) if exclude_same_person else 1
+    n_query = min(n, k + max_per_person)
+    nn = NearestNeighbors(n_neighbors=n_query, metric="cosine", algorithm="brute").fit(x)
+    _, idx = nn.kneighbors(x)
+    bad = idx == np.arange(n)[:, None]
+    if exclude_same_person:
+        bad |= person_codes[idx] == person_codes[:, None]
+    out = np.full((n, k), -1, dtype=np.int64)
+    # Stable order: keep the first k admissible neighbours of each row.
+    keep_rank = np.cumsum(~bad, axis=1) - 1
+    sel = (~bad) & (keep_rank < k)
+    rows, cols = np.nonzero(sel)
+    out[rows, keep_rank[rows, cols]] = idx[rows, cols]
+    return out
+
+
+def neighbours(predictions: pd.DataFrame, embeddings: np.ndarray, *, fields=L.FIELDS, k: int = 10,
+               exclude_same_person: bool = True, bins: L.AgeBins = L.DEFAULT_BINS) -> pd.DataFrame:
+    """Detector frame (see audit.noise). embeddings (N, D) row-aligned with predictions."""
+    if embeddings is None or len(embeddings) != len(predictions):
+        raise ValueError("neighbours needs embeddings row-aligned with the predictions")
+    nbrs = nearest_other_people(embeddings, predictions["person"].to_numpy(), k=k,
+                                exclude_same_person=exclude_same_person)
+    valid = nbrs >= 0
+    n_valid = np.maximum(valid.sum(axis=1), 1)
+    split = predictions["split"].to_numpy()
+    frames = []
+    for field in fields:
+        names = L.field_value_names(field, bins)
+        y = given_codes(predictions, field)
+        n_codes = len(names)
+        # dist[i, c]: fraction of row i's neighbours labelled c.
+        dist = np.zeros((len(y), n_codes))
+        for c in range(n_codes):
+            dist[:, c] = ((y[np.where(valid, nbrs, 0)] == c) & valid).sum(axis=1) / n_valid
+        person_mode = (split == "train") & (field != "mask")
+        img = ~person_mode
+        if img.any():
+            part = predictions[img]
+            d, g = dist[img], y[img]
+            sug = best_other(d, g)
+            rows = np.arange(len(g))
+            frames.append(detector_frame({
+                "item": part["path"].to_numpy(), "item_kind": "image", "field": field,
+                "split": part["split"].to_numpy(), "person": part["person"].to_numpy(),
+                "path": part["path"].to_numpy(), "given": g, "suggested": sug, "score": 1.0 - d[rows, g],
+                "flagged": d[rows, g] < 0.5,
+                "evidence": [
+                    f"{round(d[r, s] * k)} of {k} nearest other people's photos are labelled {names[s].lower()}, "
+                    f"{round(d[r, gg] * k)} {names[gg].lower()} like this one"
+                    for r, (s, gg) in enumerate(zip(sug, g))
+                ],
+            }, NAME))
+        if person_mode.any():
+            part = predictions[person_mode]
+            codes, people = person_groups(part)
+            n = people["n"].to_numpy()
+            pd_ = np.zeros((len(people), n_codes))
+            np.add.at(pd_, codes, dist[person_mode])
+            pd_ /= n[:, None]
+            g = np.zeros(len(people), dtype=np.int64)
+            g[codes] = y[person_mode]
+            sug = best_other(pd_, g)
+            rows = np.arange(len(g))
+            frames.append(detector_frame({
+                "item": people["person"].to_numpy(), "item_kind": "person", "field": field,
+                "split": people["split"].to_numpy(), "person": people["person"].to_numpy(),
+                "path": people["path"].to_numpy(), "given": g, "suggested": sug, "score": 1.0 - pd_[rows, g],
+                "flagged": pd_[rows, g] < 0.5,
+                "evidence": [
+                    f"{pd_[r, s]:.0%} of the nearest other people's photos (k={k} per photo, {n[r]} photos) are "
+                    f"labelled {names[s].lower()}; labelled {names[gg].lower()}"
+                    for r, (s, gg) in enumerate(zip(sug, g))
+                ],
+            }, NAME))
+    return concat_frames(frames)

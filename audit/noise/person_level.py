@@ -1,0 +1,79 @@
+"""Person-level evidence for gender and age.
+
+A train person's 7 photos share one gender and one age, so their head probabilities are
+combined before judging: the log-likelihood of value c is the sum over the person's photos of
+log p(c | photo). The score is the log-likelihood ratio (nats) of the best other value against
+the given one: > 0 means the photos together favour another value. Eval rows (whose labels are
+per image) are judged alone, with the same formula over one photo.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from audit import labels as L
+from audit.noise import (
+    best_other, concat_frames, detector_frame, given_codes, head_probs, log_probs, person_groups,
+)
+
+NAME = "person_level"
+
+
+def person_level(predictions: pd.DataFrame, *, fields=("gender", "age"), bins: L.AgeBins = L.DEFAULT_BINS,
+                 include_eval: bool = True) -> pd.DataFrame:
+    """Detector frame (see audit.noise) for gender/age: train per person, eval per image."""
+    frames = []
+    train = predictions[predictions["split"] == "train"]
+    if len(train):
+        codes, people = person_groups(train)
+        for field in fields:
+            frames.append(_judge(train, codes, people, field, bins, kind="person"))
+    if include_eval:
+        ev = predictions[predictions["split"] != "train"]
+        if len(ev):
+            codes = np.arange(len(ev), dtype=np.int64)
+            people = pd.DataFrame({"person": ev["person"].to_numpy(), "split": ev["split"].to_numpy(),
+                                   "path": ev["path"].to_numpy(), "n": 1})
+            for field in fields:
+                frames.append(_judge(ev, codes, people, field, bins, kind="image"))
+    return concat_frames(frames)
+
+
+def _judge(df, codes, people, field, bins, *, kind):
+    names = L.field_value_names(field, bins)
+    p = head_probs(df, field)
+    k = p.shape[1]
+    n_items = len(people)
+    loglik = np.zeros((n_items, k))
+    np.add.at(loglik, codes, log_probs(p))
+    # Votes: how many photos have each value as their top prediction; mean p per value.
+    votes = np.zeros((n_items, k), dtype=np.int64)
+    np.add.at(votes, (codes, p.argmax(axis=1)), 1)
+    mean_p = np.zeros((n_items, k))
+    np.add.at(mean_p, codes, p)
+    mean_p /= people["n"].to_numpy()[:, None]
+    # The label is per person; all photos carry it, take the first.
+    given = np.zeros(n_items, dtype=np.int64)
+    given[codes[::-1]] = given_codes(df, field)[::-1]
+    suggested = best_other(loglik, given)
+    rows = np.arange(n_items)
+    score = loglik[rows, suggested] - loglik[rows, given]
+    n = people["n"].to_numpy()
+    if kind == "person":
+        evidence = [
+            f"{votes[i, s]} of {n[i]} photos look {names[s].lower()} (mean p={mean_p[i, s]:.2f}); labelled {names[g].lower()}"
+            f" (log-likelihood ratio {score[i]:+.1f})"
+            for i, (s, g) in enumerate(zip(suggested, given))
+        ]
+        item = people["person"].to_numpy()
+    else:
+        evidence = [
+            f"photo looks {names[s].lower()} (p={mean_p[i, s]:.2f}); labelled {names[g].lower()} (p={mean_p[i, g]:.2f})"
+            for i, (s, g) in enumerate(zip(suggested, given))
+        ]
+        item = people["path"].to_numpy()
+    return detector_frame({
+        "item": item, "item_kind": kind, "field": field, "split": people["split"].to_numpy(),
+        "person": people["person"].to_numpy(), "path": people["path"].to_numpy(),
+        "given": given, "suggested": suggested, "score": score, "flagged": score > 0, "evidence": evidence,
+    }, NAME)
