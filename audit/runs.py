@@ -213,6 +213,20 @@ class Run:
         return f"Run({str(self.path)!r}, source={self.source!r})"
 
 
+def resolve_run_dir(value: str | Path) -> Path:
+    """A CLI's --run value -> folder. A bare name `NAME` or `runs/NAME` is the run NAME in the
+    workspace's runs folder (where the app lists runs), as the docs write it; any other path
+    (`./out/x`, `/data/runs/x`) is taken as given."""
+    from audit.workspace import runs_dir
+
+    path = Path(str(value)).expanduser()
+    parts = path.parts
+    if not path.is_absolute() and (len(parts) == 1 or (len(parts) == 2 and parts[0] == "runs")) \
+            and parts[-1] not in (".", ".."):
+        return runs_dir() / parts[-1]
+    return path
+
+
 def list_runs(runs_dir: str | Path | None = None) -> list[tuple[str, dict]]:
     """(name, meta) of every run folder under `runs_dir` (default: the workspace's), by name.
 
