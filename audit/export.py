@@ -1,0 +1,380 @@
+"""Export review decisions: the relabeling list and corrected copies of the manifests.
+
+What is written (all CSV, UTF-8 with BOM so Excel shows Korean text; pandas' default quoting, so
+commas, quotes and newlines in notes or provenance survive a round trip):
+
+- `relabel.csv`: every current decision (the latest per item and field, see `audit.reviews`),
+  one row per item and field, columns `RELABEL_COLUMNS`. `changed` is True where the decided value
+  differs from the given one (accept/set); keep and skip rows are listed too, so the file is the
+  complete record of what a person looked at. Filter `changed` for the relabeling itself.
+- `train.csv`: the dataset's train.csv with corrected `gender` / `age` for people whose
+  person-level decision changed them, plus `corrected_path` (the folder name the corrected labels
+  imply; the folders themselves are never renamed) and `changed_fields`. All other cells are
+  copied as text, unchanged (ids like `000001` keep their zeros).
+- `info.csv`: the dataset's info.csv with `ans` recomputed from the corrected mask, gender and age
+  bin of changed images, plus `corrected_ImageID` and `changed_fields`.
+- `images.csv`: one row per indexed image with its given and corrected mask, gender, age, age bin
+  and class id — what a training script needs to train on the corrected labels without touching
+  the images.
+- `history.csv`: every decision ever recorded for the dataset (the audit trail).
+
+Where the dataset has no train.csv / info.csv (the seed layout, or a competition folder without
+them), the same shape is generated from the index, provenance columns empty where unknown.
+
+Age: decisions hold age bin codes (plus an exact age when a reviewer typed one). A corrected
+manifest needs years, so a bin-only age change writes the age in the new bin nearest to the given
+age (e.g. given 24 under <25 | 25–39 | ≥40 and decided "25–39" -> 25), and says so in
+`new_age_source` ("bin"); a typed age is written as typed ("reviewer").
+
+Nothing here renames, moves or rewrites an image: the export only reads the dataset's CSVs.
+"""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from audit import labels as L
+from audit.reviews import ReviewStore, bins_from_text
+from audit.workspace import workspace_dir
+
+ENCODING = "utf-8-sig"
+# Index column holding each field's given code.
+FIELD_COLUMN = {"mask": "mask", "gender": "gender", "age": "age_bin"}
+RELABEL_COLUMNS = [
+    "path", "item", "item_kind", "split", "person", "person_id", "field",
+    "given", "given_name", "new", "new_name", "given_age", "new_age", "new_age_source",
+    "changed", "decision", "detectors", "score", "note", "reviewer", "time",
+]
+# train.csv as the post-competition download ships it.
+TRAIN_CSV_COLUMNS = [
+    "id", "gender", "race", "age", "path", "original_photo_url", "original_author", "photo_license",
+    "photo_license_url", "dataset", "dataset_license", "dataset_license_url",
+]
+INFO_CSV_COLUMNS = [
+    "ImageID", "ans", "original_photo_url", "original_author", "photo_license", "photo_license_url",
+    "dataset", "dataset_license", "dataset_license_url",
+]
+# CSV provenance column -> index column.
+PROVENANCE = {
+    "original_photo_url": "photo_url", "original_author": "author", "photo_license": "license",
+    "photo_license_url": "license_url", "dataset": "dataset",
+}
+TRAIN_CSV = "train/train.csv"
+INFO_CSV = "eval/info.csv"
+
+
+def value_name(field: str, code, bins: L.AgeBins = L.DEFAULT_BINS) -> str:
+    """A field's code -> the word a manifest uses: 'female', 'incorrect', '25–39' ('' for none)."""
+    if code is None or pd.isna(code):
+        return ""
+    code = int(code)
+    if field == "mask":
+        return L.MASK_STATES[code]
+    if field == "gender":
+        return L.GENDERS[code]
+    return bins.labels[code]
+
+
+def age_in_bin(age: int, code: int, bins: L.AgeBins) -> int:
+    """The age in years nearest to `age` that falls in bin `code` (the age itself if it does)."""
+    lo = (0, bins.lo, bins.hi)[code]
+    hi = (bins.lo - 1, bins.hi - 1, 10**6)[code]
+    return int(min(max(int(age), lo), hi))
+
+
+def _item_lookup(images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Index images keyed by path, and train people keyed by person key (first image's row, with
+    the person's folder as `folder`)."""
+    by_path = images.set_index("path", drop=False)
+    train = images[images["split"] == "train"]
+    people = train.drop_duplicates("person").set_index("person", drop=False).copy()
+    people["folder"] = people["path"].map(lambda p: p.rsplit("/", 1)[0])
+    return by_path, people
+
+
+def relabel_frame(store: ReviewStore, fingerprint: str, index_images: pd.DataFrame) -> pd.DataFrame:
+    """Current decisions of a dataset joined with its index: one row per (item, field),
+    columns `RELABEL_COLUMNS`, ordered by path then field.
+
+    `path` is the image path, or for a person item the person's folder (e.g.
+    `images/train/<person>`); `item_kind` "image", "person" or "missing" (not in the index any
+    more: the data changed since the decision). `given`/`new` are codes, `*_name` their words.
+    """
+    latest = store.latest(fingerprint)
+    by_path, people = _item_lookup(index_images)
+    rows = []
+    for rec in latest.itertuples(index=False):
+        field, bins = rec.field, bins_from_text(rec.bins)
+        if rec.item in by_path.index:
+            img = by_path.loc[rec.item]
+            kind, path, split, person, person_id = "image", rec.item, img["split"], img["person"], img["person_id"]
+            given_age = int(img["age"])
+        elif rec.item in people.index:
+            p = people.loc[rec.item]
+            kind, path, split, person, person_id = "person", p["folder"], "train", rec.item, p["person_id"]
+            given_age = int(p["age"])
+        else:
+            kind, path, split, person, person_id = "missing", rec.path or rec.item, rec.split, rec.person, ""
+            given_age = -1
+        given = rec.given
+        new = rec.new_value
+        changed = bool(rec.decision in ("accept", "set") and not pd.isna(new) and (pd.isna(given) or int(new) != int(given)))
+        new_age, age_source = pd.NA, ""
+        if field == "age" and not pd.isna(new):
+            if not pd.isna(rec.new_age):
+                new_age, age_source = int(rec.new_age), "reviewer"
+            elif given_age >= 0:
+                new_age = age_in_bin(given_age, int(new), bins) if changed else given_age
+                age_source = "bin" if changed else "given"
+        rows.append({
+            "path": path, "item": rec.item, "item_kind": kind, "split": split, "person": person,
+            "person_id": person_id, "field": field,
+            "given": given, "given_name": value_name(field, given, bins),
+            "new": new, "new_name": value_name(field, new, bins),
+            "given_age": given_age if field == "age" and given_age >= 0 else pd.NA,
+            "new_age": new_age, "new_age_source": age_source, "changed": changed,
+            "decision": rec.decision, "detectors": rec.detectors, "score": rec.score,
+            "note": rec.note, "reviewer": rec.reviewer, "time": rec.created,
+        })
+    frame = pd.DataFrame(rows, columns=RELABEL_COLUMNS)
+    for col in ("given", "new", "given_age", "new_age"):
+        frame[col] = frame[col].astype("Int64")
+    frame["changed"] = frame["changed"].astype(bool)
+    frame["score"] = frame["score"].astype("float64")
+    return frame.sort_values(["path", "field"], kind="stable").reset_index(drop=True)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """A frame as UTF-8-with-BOM CSV bytes (what a download button serves)."""
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, lineterminator="\r\n")  # CRLF: what Excel writes and expects
+    return buf.getvalue().encode(ENCODING)
+
+
+def write_relabel_csv(frame: pd.DataFrame, path) -> Path:
+    """Write any export frame as CSV (UTF-8 with BOM) atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(csv_bytes(frame))
+    tmp.replace(path)
+    return path
+
+
+def read_export_csv(path) -> pd.DataFrame:
+    """Read an exported CSV back with every cell as text, exactly as written."""
+    return pd.read_csv(path, encoding=ENCODING, dtype=str, keep_default_na=False)
+
+
+# -- corrected labels per image ------------------------------------------------------------------
+
+def corrected_images(decisions: pd.DataFrame, index_images: pd.DataFrame,
+                     bins: L.AgeBins = L.DEFAULT_BINS) -> pd.DataFrame:
+    """Per indexed image (index order): given and corrected labels.
+
+    Columns path, split, person, person_id, mask_type, mask, gender, age, age_bin, class_id,
+    corrected_mask, corrected_gender, corrected_age, corrected_age_bin, corrected_class_id,
+    changed_fields (';'-joined). A person decision applies to all of the person's train photos; an
+    image decision to that image, and wins over its person's. Only `changed` decisions apply.
+    Age: the corrected age is the decision's `new_age` and its bin under `bins` (the index's);
+    where the age is unknown (hash-named eval files) the decision's bin code is taken as it is.
+    """
+    cols = ["path", "split", "person", "person_id", "mask_type", "mask", "gender", "age", "age_bin", "class_id"]
+    out = index_images[cols].copy().reset_index(drop=True)
+    for f in ("mask", "gender", "age", "age_bin"):
+        out[f"corrected_{f}"] = out[f].astype("int64")
+    changed_fields = [set() for _ in range(len(out))]
+    row_of_path = pd.Series(np.arange(len(out)), index=out["path"])
+    train_rows = out.index[out["split"] == "train"]
+    rows_of_person = pd.Series(train_rows, index=out.loc[train_rows, "person"]).groupby(level=0).apply(list)
+    live = decisions[decisions["changed"]] if len(decisions) else decisions
+    # Person decisions first, image decisions after, so an image's own decision wins.
+    for kind in ("person", "image"):
+        for d in live[live["item_kind"] == kind].itertuples(index=False):
+            if kind == "image":
+                rows = [int(row_of_path[d.item])] if d.item in row_of_path.index else []
+            else:
+                rows = list(rows_of_person.get(d.item, []))
+            for r in rows:
+                if d.field == "age":
+                    if out.at[r, "age"] >= 0 and not pd.isna(d.new_age):
+                        out.at[r, "corrected_age"] = int(d.new_age)
+                        out.at[r, "corrected_age_bin"] = bins.bin(int(d.new_age))
+                    else:
+                        out.at[r, "corrected_age_bin"] = int(d.new)
+                else:
+                    out.at[r, f"corrected_{d.field}"] = int(d.new)
+                changed_fields[r].add(d.field)
+    out["corrected_class_id"] = L.class_id(out["corrected_mask"].to_numpy(), out["corrected_gender"].to_numpy(),
+                                           out["corrected_age_bin"].to_numpy()).astype("int64")
+    out["changed_fields"] = [";".join(f for f in L.FIELDS if f in s) for s in changed_fields]
+    return out
+
+
+# -- corrected manifests -------------------------------------------------------------------------
+
+def _read_manifest(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=ENCODING)
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None
+    return frame if columns[0] in frame.columns else None
+
+
+def _folder_name(path: str) -> str:
+    return path.rsplit("/", 2)[-2]
+
+
+def _generated_train_csv(images: pd.DataFrame) -> pd.DataFrame:
+    """train.csv in the download's shape, from the index (one row per train person)."""
+    train = images[images["split"] == "train"].drop_duplicates("person")
+    frame = pd.DataFrame({
+        "id": train["person_id"].astype(str),
+        "gender": train["gender"].map(lambda g: L.GENDERS[int(g)]),
+        "race": train["race"].astype(str),
+        "age": train["age"].astype(str),
+        "path": train["path"].map(_folder_name),
+    })
+    for csv_col, idx_col in PROVENANCE.items():
+        frame[csv_col] = train[idx_col].astype(str) if idx_col in train else ""
+    frame["dataset_license"] = ""
+    frame["dataset_license_url"] = ""
+    return frame[TRAIN_CSV_COLUMNS].reset_index(drop=True)
+
+
+def _generated_info_csv(images: pd.DataFrame) -> pd.DataFrame:
+    """info.csv in the download's shape, from the index (one row per eval image)."""
+    ev = images[images["split"] == "eval"]
+    frame = pd.DataFrame({"ImageID": ev["path"].map(lambda p: p.rsplit("/", 1)[-1]),
+                          "ans": ev["class_id"].astype(str)})
+    for csv_col, idx_col in PROVENANCE.items():
+        frame[csv_col] = ev[idx_col].astype(str) if idx_col in ev else ""
+    frame["dataset_license"] = ""
+    frame["dataset_license_url"] = ""
+    return frame[INFO_CSV_COLUMNS].reset_index(drop=True)
+
+
+def _person_key(person_id: str, gender: int, race: str, age: int) -> str:
+    return f"{person_id}_{L.GENDERS[int(gender)]}_{race}_{int(age)}"
+
+
+def corrected_manifests(data_root, layout: str, decisions: pd.DataFrame, index_images: pd.DataFrame,
+                        *, bins: L.AgeBins = L.DEFAULT_BINS) -> dict[str, pd.DataFrame]:
+    """Corrected copies of the manifests: {"train.csv", "info.csv", "images.csv"} -> DataFrame.
+
+    `decisions`: `relabel_frame` output; `index_images`: `DatasetIndex.images` of `data_root`
+    (its `layout` "seed" or "competition"). The competition layout's CSVs are read as text and
+    only the cells of changed people/images are rewritten; missing CSVs are generated from the
+    index. `bins`: the bins of the index (what `ans` is made with; the real info.csv uses the
+    default bins).
+    """
+    data_root = Path(data_root)
+    images = corrected_images(decisions, index_images, bins)
+    train_img = images[images["split"] == "train"]
+
+    # train.csv: one row per person folder; person-level gender/age changes only (a photo's own
+    # change cannot be said in a per-person file; images.csv has it).
+    train_csv = _read_manifest(data_root / TRAIN_CSV, TRAIN_CSV_COLUMNS) if layout == "competition" else None
+    if train_csv is None:
+        train_csv = _generated_train_csv(index_images)
+    train_csv = train_csv.copy()
+    person_changes = decisions[decisions["changed"] & (decisions["item_kind"] == "person")] if len(decisions) else decisions
+    by_folder = {}
+    for d in person_changes.itertuples(index=False):
+        by_folder.setdefault(d.path.rsplit("/", 1)[-1], []).append(d)
+    person_rows = train_img.drop_duplicates("person").set_index("person")
+    corrected_path, changed_col = [], []
+    folder_col = "path" if "path" in train_csv.columns else None
+    for i in range(len(train_csv)):
+        folder = train_csv.at[i, folder_col] if folder_col else ""
+        fields = []
+        for d in by_folder.get(folder, []):
+            if d.field == "gender" and "gender" in train_csv.columns:
+                train_csv.at[i, "gender"] = L.GENDERS[int(d.new)]
+                fields.append("gender")
+            elif d.field == "age" and "age" in train_csv.columns and not pd.isna(d.new_age):
+                train_csv.at[i, "age"] = str(int(d.new_age))
+                fields.append("age")
+        changed_col.append(";".join(f for f in L.FIELDS if f in fields))
+        if fields and folder_col:
+            d0 = by_folder[folder][0]
+            p = person_rows.loc[d0.item]
+            race = train_csv.at[i, "race"] if "race" in train_csv.columns else p["race"]
+            pid = train_csv.at[i, "id"] if "id" in train_csv.columns else p["person_id"]
+            corrected_path.append(_person_key(pid, L.GENDERS.index(train_csv.at[i, "gender"]), race,
+                                              int(train_csv.at[i, "age"])))
+        else:
+            corrected_path.append(folder)
+    train_csv["corrected_path"] = corrected_path
+    train_csv["changed_fields"] = changed_col
+
+    # info.csv: one row per eval file; ans recomputed where an image's labels changed.
+    info_csv = _read_manifest(data_root / INFO_CSV, INFO_CSV_COLUMNS) if layout == "competition" else None
+    if info_csv is None:
+        info_csv = _generated_info_csv(index_images)
+    info_csv = info_csv.copy()
+    ev = images[images["split"] == "eval"].copy()
+    ev["ImageID"] = ev["path"].map(lambda p: p.rsplit("/", 1)[-1])
+    ev = ev.drop_duplicates("ImageID").set_index("ImageID")
+    corrected_id, changed_col = [], []
+    for i in range(len(info_csv)):
+        image_id = info_csv.at[i, "ImageID"]
+        if image_id in ev.index and ev.at[image_id, "changed_fields"]:
+            r = ev.loc[image_id]
+            if "ans" in info_csv.columns:
+                info_csv.at[i, "ans"] = str(int(r["corrected_class_id"]))
+            changed_col.append(r["changed_fields"])
+            corrected_id.append(_corrected_image_id(image_id, r))
+        else:
+            changed_col.append("")
+            corrected_id.append(image_id)
+    info_csv["corrected_ImageID"] = corrected_id
+    info_csv["changed_fields"] = changed_col
+    return {"train.csv": train_csv, "info.csv": info_csv, "images.csv": images}
+
+
+def _corrected_image_id(image_id: str, r) -> str:
+    """The eval file name the corrected labels imply (`{id}_{gender}_{race}_{age}_{mask_type}.{ext}`),
+    or the name itself where it carries no labels (hash names) or the age is unknown."""
+    from audit.name_parsing import parse_eval_file
+
+    try:
+        parsed = parse_eval_file(image_id)
+    except ValueError:
+        return image_id
+    mask_type = parsed.mask_type
+    if int(r["corrected_mask"]) != int(r["mask"]):
+        mask_type = {0: "mask", 1: "incorrect_mask", 2: "normal"}[int(r["corrected_mask"])]
+    age = int(r["corrected_age"]) if int(r["corrected_age"]) >= 0 else parsed.person.age
+    key = _person_key(parsed.person.id, int(r["corrected_gender"]), parsed.person.race, age)
+    return f"{key}_{mask_type}.{image_id.rsplit('.', 1)[-1]}"
+
+
+# -- everything at once --------------------------------------------------------------------------
+
+def exports_dir() -> Path:
+    return workspace_dir() / "exports"
+
+
+def export_all(store: ReviewStore, index, out_dir=None) -> dict[str, Path]:
+    """Write relabel.csv, train.csv, info.csv, images.csv and history.csv for `index` (a
+    DatasetIndex) into `out_dir` (default `workspace/exports/<UTC timestamp>/`); returns
+    name -> path. Never touches the dataset folder."""
+    if out_dir is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+        out_dir = exports_dir() / stamp
+    out_dir = Path(out_dir)
+    if out_dir.resolve().is_relative_to(Path(index.root).resolve()):
+        raise ValueError(f"export folder {out_dir} lies inside the dataset {index.root}; choose another")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    decisions = relabel_frame(store, index.fingerprint, index.images)
+    frames = {"relabel.csv": decisions}
+    frames.update(corrected_manifests(index.root, index.layout, decisions, index.images, bins=index.bins))
+    frames["history.csv"] = store.history(index.fingerprint)
+    return {name: write_relabel_csv(frame, out_dir / name) for name, frame in frames.items()}
