@@ -1,0 +1,352 @@
+"""Every `st.cache_*` wrapper of the app, and the context (dataset + run) that pages share.
+
+Pages call `page_context()` to get the configured dataset and run, already loaded and checked.
+Cached loaders are keyed on a path plus a cheap "stamp" (file sizes and mtimes), so a changed
+file is re-read and an unchanged one costs nothing per rerun. `audit/` does the work; this
+module only decides what to keep between reruns. Nothing here holds mutable module state.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from audit import labels, workspace
+
+# Session keys shared by pages (set once in app.py with setdefault; pages read them with .get).
+DATA_KEY = "data_dir"          # str: dataset folder, "" = the built-in demo
+RUN_KEY = "run_dir"            # str: run folder, "" = none chosen
+SAMPLES_SELECTION_KEY = "samples_incoming"  # dict handed to the Samples page by other pages
+REVIEWER_KEY = "reviewer"
+
+DEMO_RUN_NAME = "demo"
+
+
+# ----------------------------------------------------------------------------- configuration
+
+def data_dir_from_argv(argv: list[str] | None = None) -> str | None:
+    """`streamlit run app.py -- --data DIR` puts `--data DIR` in the script's sys.argv."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(argv):
+        if arg == "--data" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--data="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def initial_data_dir() -> str:
+    """--data, else MASK_AUDIT_DATA, else "" (the demo)."""
+    from_argv = data_dir_from_argv()
+    if from_argv:
+        return from_argv
+    configured = workspace.configured_data_dir()
+    return str(configured) if configured else ""
+
+
+def init_session_defaults() -> None:
+    """Shared session keys, set once per session (app.py calls this before drawing anything)."""
+    st.session_state.setdefault(DATA_KEY, initial_data_dir())
+    st.session_state.setdefault(RUN_KEY, "")
+    st.session_state.setdefault(SAMPLES_SELECTION_KEY, None)
+    st.session_state.setdefault(REVIEWER_KEY, os.environ.get("USER", ""))
+
+
+def demo_is_built(root: Path | None = None) -> bool:
+    root = root or workspace.demo_data_dir()
+    # truth.csv is written last by make_demo; a half-built demo lacks it.
+    return (root / "truth.csv").is_file() and (root / "images").is_dir()
+
+
+def demo_run_dir() -> Path:
+    return workspace.runs_dir() / DEMO_RUN_NAME
+
+
+# ----------------------------------------------------------------------------- stamps
+
+def _stat_stamp(paths) -> tuple:
+    """(name, size, mtime_ns) for each existing path: changes when any of them changes."""
+    out = []
+    for p in paths:
+        try:
+            s = os.stat(p)
+        except OSError:
+            continue
+        out.append((str(p), s.st_size, s.st_mtime_ns))
+    return tuple(out)
+
+
+def dataset_stamp(root: Path) -> tuple:
+    """Cheap fingerprint of a dataset folder: the mtimes of the layout folders and CSVs.
+
+    Adding or removing a person or an eval file changes one of these; the sidebar's "Re-index"
+    button covers edits deeper in the tree.
+    """
+    candidates = [root]
+    for sub in ("images", "images/train", "images/eval", "train", "train/images", "eval",
+                "eval/images", "train/train.csv", "eval/info.csv"):
+        candidates.append(root / sub)
+    return _stat_stamp(candidates)
+
+
+def run_stamp(run_path: Path) -> tuple:
+    names = ("predictions.parquet", "meta.json", "suspects.parquet", "embeddings.npy")
+    return _stat_stamp([run_path / n for n in names])
+
+
+# ----------------------------------------------------------------------------- cached loaders
+
+@st.cache_data(show_spinner="Indexing the dataset…", max_entries=4)
+def cached_index(root: str, stamp: tuple, bins: labels.AgeBins = labels.DEFAULT_BINS):
+    """DatasetIndex of `root` (see ARCHITECTURE.md); `stamp` only keys the cache."""
+    from audit.dataset_index import index_dataset
+    return index_dataset(root, bins=bins)
+
+
+@st.cache_data(show_spinner="Loading the run…", max_entries=4)
+def cached_run(run_path: str, stamp: tuple) -> tuple[pd.DataFrame, dict]:
+    """(predictions, meta) of a run folder; `stamp` only keys the cache."""
+    from audit.runs import Run
+    run = Run.open(run_path)
+    return run.predictions, dict(run.meta)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_suspects(run_path: str, stamp: tuple) -> pd.DataFrame | None:
+    path = Path(run_path) / "suspects.parquet"
+    if not path.is_file():
+        return None
+    return pd.read_parquet(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_run_list(runs_root: str, stamp: tuple) -> list[dict]:
+    """Runs found under `runs_root`: [{"path", "name", "meta"}], by name; `stamp` keys the cache."""
+    from audit.runs import list_runs
+    return [{"path": str(Path(runs_root) / name), "name": name, "meta": meta} for name, meta in list_runs(runs_root)]
+
+
+def runs_listing() -> list[dict]:
+    root = workspace.runs_dir()
+    children = sorted(root.iterdir()) if root.is_dir() else []
+    stamp = _stat_stamp([root] + [p / "meta.json" for p in children] + [p / "predictions.parquet" for p in children])
+    return cached_run_list(str(root), stamp)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_model_card(run_path: str, stamp: tuple) -> dict | None:
+    """The model card JSON beside the run's checkpoint (weights/<name>/model_card.json), if any."""
+    import json
+    from audit.runs import Run
+    meta = Run.open(run_path).meta
+    ckpt = meta.get("checkpoint")
+    if not ckpt:
+        return None
+    ckpt = Path(ckpt)
+    if not ckpt.is_absolute():
+        ckpt = workspace.REPO_ROOT / ckpt
+    for candidate in (ckpt.with_suffix(".json"), ckpt.parent / "model_card.json", ckpt.parent / "card.json"):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text())
+            except ValueError:
+                return None
+    return None
+
+
+@st.cache_data(show_spinner="Reading the embedding layout…", max_entries=8)
+def cached_layout(run_path: str, method: str, stamp: tuple):
+    """(N, 2) float32 layout of a run from its cache file, or None; `stamp` keys the cache."""
+    from audit import embedding_layout
+    return embedding_layout.cached_layout(run_path, method)
+
+
+@st.cache_data(show_spinner="Projecting the embeddings (PCA)…", max_entries=4)
+def cached_pca(run_path: str, stamp: tuple):
+    """(N, 2) float32 PCA layout of a run's embeddings (instant stand-in while UMAP computes)."""
+    import numpy as np
+    from audit import embedding_layout
+    cached = embedding_layout.cached_layout(run_path, "pca")
+    if cached is not None:
+        return cached
+    return embedding_layout.pca_layout(np.load(Path(run_path) / "embeddings.npy"))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list[str]:
+    """One hover line per image of a run: path, given and predicted class, confidence."""
+    preds, _meta = cached_run(run_path, stamp)
+    names = labels.class_names(bins)
+    return [f"{p}<br>given: {names[g]}<br>pred: {names[q]} ({c:.2f})"
+            for p, g, q, c in zip(preds["path"], preds["class_id"], preds["pred_class"], preds["confidence"])]
+
+
+@st.cache_resource(show_spinner="Loading the model for Grad-CAM…", max_entries=2)
+def gradcam_explainer(checkpoint: str):
+    """One GradCamExplainer per checkpoint, shared by every session (it is read-only)."""
+    from audit.gradcam import GradCamExplainer
+    return GradCamExplainer(checkpoint)
+
+
+@st.cache_data(show_spinner="Computing Grad-CAM…", max_entries=64)
+def gradcam_overlays(run_path: str, data_root: str, rel_path: str, given_class: int, pred_class: int) -> list:
+    """[(caption, RGB uint8 image)] overlays for the given and predicted class, two methods; [] if unavailable."""
+    try:
+        import audit.gradcam  # noqa: F401
+    except ImportError:
+        return []
+    raise NotImplementedError("Grad-CAM wiring pending")
+
+
+@st.cache_resource(show_spinner=False)
+def review_store(path: str):
+    """The workspace's ReviewStore (SQLite in WAL mode; safe to share between sessions)."""
+    from audit.reviews import ReviewStore
+    return ReviewStore(path)
+
+
+def reviews_path() -> Path:
+    return workspace.workspace_dir() / "reviews.sqlite"
+
+
+def thumbnails_dir() -> Path:
+    return workspace.workspace_dir() / "thumbnails"
+
+
+# ----------------------------------------------------------------------------- the context
+
+@dataclass
+class AppContext:
+    """The configured dataset and run, loaded; `problems` says what is missing and why."""
+
+    data_root: Path | None = None
+    is_demo: bool = False
+    index: object | None = None          # audit.dataset_index.DatasetIndex
+    run_path: Path | None = None
+    predictions: pd.DataFrame | None = None
+    meta: dict = field(default_factory=dict)
+    run_matches_data: bool = True
+    data_problem: str | None = None
+    run_problem: str | None = None
+
+    @property
+    def bins(self) -> labels.AgeBins:
+        if self.index is not None and getattr(self.index, "bins", None) is not None:
+            return self.index.bins
+        b = self.meta.get("bins")
+        return labels.AgeBins.from_dict(b) if b else labels.DEFAULT_BINS
+
+    @property
+    def fingerprint(self) -> str:
+        return getattr(self.index, "fingerprint", "") if self.index is not None else ""
+
+    @property
+    def has_run(self) -> bool:
+        return self.predictions is not None and self.run_matches_data
+
+
+def resolve_data_root(value: str) -> tuple[Path | None, bool]:
+    """Session value -> (folder, is_demo)."""
+    if value.strip():
+        return Path(value.strip()).expanduser(), False
+    return workspace.demo_data_dir(), True
+
+
+def load_context() -> AppContext:
+    """Read the session's dataset and run, load them through the caches, and check they agree."""
+    ctx = AppContext()
+    root, ctx.is_demo = resolve_data_root(st.session_state.get(DATA_KEY, initial_data_dir()) or "")
+    ctx.data_root = root
+    if ctx.is_demo and not demo_is_built(root):
+        ctx.data_problem = "The demo dataset has not been built yet: open the Overview page to build it."
+    elif not root.exists():
+        ctx.data_problem = f"Dataset folder {root} does not exist: check the path in the sidebar."
+    else:
+        try:
+            ctx.index = cached_index(str(root.resolve()), dataset_stamp(root.resolve()))
+        except Exception as err:  # any indexing error becomes a one-line message
+            ctx.data_problem = f"Could not index {root}: {one_line(err)}"
+
+    run_value = (st.session_state.get(RUN_KEY) or "").strip()
+    if run_value:
+        run_path = Path(run_value).expanduser()
+        ctx.run_path = run_path
+        if not (run_path / "predictions.parquet").is_file():
+            ctx.run_problem = f"Run folder {run_path} has no predictions.parquet: choose another run."
+        else:
+            try:
+                ctx.predictions, ctx.meta = cached_run(str(run_path), run_stamp(run_path))
+            except Exception as err:
+                ctx.run_problem = f"Could not read run {run_path.name}: {one_line(err)}"
+            else:
+                fp = ctx.meta.get("data_fingerprint")
+                if ctx.index is not None and fp and fp != ctx.fingerprint:
+                    ctx.run_matches_data = False
+                    ctx.run_problem = (f"Run {run_path.name} was made on another dataset "
+                                       f"({ctx.meta.get('data_root', 'unknown folder')}): choose a run of "
+                                       f"this dataset, or predict one with `python -m audit predict`.")
+    return ctx
+
+
+def page_context(*, need_data: bool = True, need_run: bool = False) -> AppContext:
+    """The context for a page; shows what is missing and stops the page when it cannot draw."""
+    ctx = load_context()
+    if need_data and ctx.index is None:
+        st.error(ctx.data_problem or "No dataset is configured: set one in the sidebar.")
+        st.stop()
+    if need_run and not ctx.has_run:
+        if ctx.run_problem:
+            st.error(ctx.run_problem)
+        else:
+            st.info("No run is loaded: choose a run in the sidebar, or predict one with "
+                    "`python -m audit predict DATA --checkpoint weights/demo/model.pt`.")
+        st.stop()
+    return ctx
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one readable line (no stack trace on the page)."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+# ----------------------------------------------------------------------------- derived frames
+
+def suspect_scores(preds: pd.DataFrame, queue: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
+    """Per image of `preds`: the highest queue score concerning it and the fields concerned.
+
+    Image items (mask, eval rows) match on `path`; person items (train gender/age) apply to all
+    of the person's photos. Returns two Series aligned with `preds` (0.0 / "" when unsuspected).
+    """
+    score = pd.Series(0.0, index=preds.index, dtype="float64")
+    fields = pd.Series("", index=preds.index, dtype=object)
+    if queue is None or queue.empty:
+        return score, fields
+    for kind, key in (("image", "path"), ("person", "person")):
+        part = queue[queue["item_kind"] == kind]
+        if part.empty:
+            continue
+        by_item = part.groupby("item")
+        s = preds[key].map(by_item["score"].max()).fillna(0.0)
+        f = preds[key].map(by_item["field"].agg(lambda v: ", ".join(sorted(set(v))))).fillna("")
+        score = score.where(score >= s, s)
+        fields = fields.where(f == "", fields.where(fields == "", fields + ", ") + f)
+    return score, fields
+
+
+def predictions_with_suspects(ctx: AppContext) -> pd.DataFrame:
+    """The run's predictions plus `correct` and `suspect_score` (0 where not suspected)."""
+    return _predictions_with_suspects(str(ctx.run_path), run_stamp(ctx.run_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _predictions_with_suspects(run_path: str, stamp: tuple) -> pd.DataFrame:
+    preds, _meta = cached_run(run_path, stamp)
+    df = preds.copy()
+    df["correct"] = df["pred_class"].to_numpy() == df["class_id"].to_numpy()
+    df["suspect_score"], df["suspect_fields"] = suspect_scores(df, cached_suspects(run_path, stamp))
+    return df

@@ -1,0 +1,117 @@
+"""Embeddings: every image on the 2-D UMAP of the backbone's features (PCA while UMAP computes);
+a lasso or box selection opens the selected images in Samples."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from audit import embedding_layout, labels
+from pages import app_cache, plots
+
+st.title("Embeddings")
+ctx = app_cache.page_context(need_data=True, need_run=True)
+run_path = str(ctx.run_path)
+if not (ctx.run_path / "embeddings.npy").is_file():
+    st.info("This run has no embeddings (runs imported from a predictions CSV have none), so there is no map. "
+            "Predict with a checkpoint (`python -m audit predict`) to get one.")
+    st.stop()
+
+bins = ctx.bins
+stamp = app_cache.run_stamp(ctx.run_path)
+df = app_cache.predictions_with_suspects(ctx)
+
+# ---------------------------------------------------------------- which layout
+try:
+    status = embedding_layout.layout_status(run_path, "umap")
+    # UMAP starts by itself on a session's first visit of a run (tests switch that off to spawn
+    # nothing); after that only Refresh restarts it, so a failing computation is not retried per rerun.
+    started = st.session_state.setdefault("embeddings_umap_started", [])
+    first_visit = st.session_state.get("embeddings_autostart_umap", True) and run_path not in started
+    if status == "missing" and (first_visit or st.session_state.get("embeddings_refresh")):
+        started.append(run_path)
+        status = embedding_layout.start_layout_in_background(run_path, "umap")
+except Exception as err:
+    status = "failed"
+    st.warning(f"Could not start the UMAP layout: {app_cache.one_line(err)}. Showing PCA.")
+
+xy = None
+if status == "ready":
+    layout_file = embedding_layout.layout_path(run_path, "umap")
+    xy = app_cache.cached_layout(run_path, "umap", app_cache._stat_stamp([layout_file]))
+    method = "UMAP"
+if xy is None:
+    xy = app_cache.cached_pca(run_path, stamp)
+    method = "PCA"
+
+s1, s2 = st.columns([4, 1])
+if status == "running":
+    s1.info("UMAP is computing in the background (a few minutes for a full dataset); showing PCA meanwhile. "
+            "Other pages keep working. Press Refresh to check.")
+elif status == "missing":
+    log = embedding_layout.layout_log(run_path, "umap").strip().splitlines()
+    if log:
+        s1.warning(f"UMAP did not finish: {log[-1]}. Showing PCA; Refresh retries.")
+    else:
+        s1.info("UMAP has not been computed for this run; showing PCA. Refresh starts it.")
+else:
+    s1.caption(f"Layout: {method} of the backbone's pooled features, {len(xy):,} images.")
+if s2.button("Refresh", key="embeddings_refresh"):
+    st.rerun()
+
+# ---------------------------------------------------------------- colour
+names = labels.class_names(bins)
+COLOURS = {
+    "Correct / wrong": lambda d: pd.Series(np.where(d["correct"], "correct", "wrong"), name="prediction"),
+    "Given class": lambda d: d["class_id"].map(dict(enumerate(names))).rename("given class"),
+    "Predicted class": lambda d: d["pred_class"].map(dict(enumerate(names))).rename("predicted class"),
+    "Mask (given)": lambda d: d["mask"].map(dict(enumerate(labels.MASK_NAMES))).rename("mask"),
+    "Gender (given)": lambda d: d["gender"].map(dict(enumerate(labels.GENDER_NAMES))).rename("gender"),
+    "Age bin (given)": lambda d: d["age_bin"].map(dict(enumerate(bins.labels))).rename("age bin"),
+    "Mask (predicted)": lambda d: d["pred_mask"].map(dict(enumerate(labels.MASK_NAMES))).rename("pred. mask"),
+    "Gender (predicted)": lambda d: d["pred_gender"].map(dict(enumerate(labels.GENDER_NAMES))).rename("pred. gender"),
+    "Age bin (predicted)": lambda d: d["pred_age_bin"].map(dict(enumerate(bins.labels))).rename("pred. age bin"),
+    "Split": lambda d: d["split"].rename("split"),
+    "Source": lambda d: d["source"].rename("source"),
+    "Race": lambda d: d["race"].rename("race"),
+    "Suspect score": lambda d: d["suspect_score"].rename("suspect score"),
+    "Confidence": lambda d: d["confidence"].rename("confidence"),
+}
+CONTINUOUS = {"Suspect score", "Confidence"}
+c1, c2 = st.columns([2, 3])
+colour_by = c1.selectbox("Colour by", list(COLOURS), key="embeddings_colour")
+only = c2.multiselect("Show split", ["train", "eval"], key="embeddings_split",
+                      help="Empty = both splits.")
+
+rows = np.arange(len(df)) if not only else np.flatnonzero(df["split"].isin(only).to_numpy())
+hover = np.asarray(app_cache.cached_hover_text(run_path, stamp, bins), dtype=object)
+colour = COLOURS[colour_by](df).reset_index(drop=True)
+fig = plots.embedding_figure(xy[rows], colour.iloc[rows].reset_index(drop=True), hover[rows],
+                             continuous=colour_by in CONTINUOUS)
+# customdata holds positions in `rows`; map back to rows of the run
+event = st.plotly_chart(fig, key="embeddings_chart", on_select="rerun", selection_mode=("box", "lasso"))
+st.caption("Drag a lasso (or switch to box select in the chart's toolbar) to select images; "
+           "double-click the chart to clear.")
+
+points = event.selection.points if event and event.selection else []
+if points:
+    picked = []
+    for point in points:
+        cd = point.get("customdata")
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0]
+        if cd is not None:
+            picked.append(rows[int(cd)])
+    selected = df.iloc[sorted(set(picked))]
+    wrong = int((~selected["correct"]).sum())
+    m1, m2 = st.columns([3, 1])
+    m1.success(f"{len(selected):,} images selected · {wrong:,} misclassified · "
+               f"{int((selected['split'] == 'train').sum()):,} train / {int((selected['split'] == 'eval').sum()):,} eval")
+    if m2.button("Open in Samples", key="embeddings_open_selection", type="primary"):
+        st.session_state[app_cache.SAMPLES_SELECTION_KEY] = {
+            "kind": "paths", "from": "Embeddings", "paths": selected["path"].tolist(),
+            "label": f"{len(selected):,} images selected on the {method} map",
+        }
+        st.switch_page("pages/samples.py")
+    top = selected["class_id"].map(dict(enumerate(names))).value_counts().head(6)
+    st.caption("Given classes in the selection: " + ", ".join(f"{k} ({v})" for k, v in top.items()))

@@ -1,0 +1,55 @@
+"""Export: what was decided, and the relabeling list / corrected manifests to download."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import app_cache
+
+st.title("Export")
+ctx = app_cache.page_context(need_data=True)
+
+try:
+    store = app_cache.review_store(str(app_cache.reviews_path()))
+    latest = store.latest(ctx.fingerprint)
+    counts = store.counts(ctx.fingerprint)
+except Exception as err:
+    st.error(f"Could not open the review store {app_cache.reviews_path()}: {app_cache.one_line(err)}")
+    st.stop()
+
+if latest.empty:
+    st.info("No decisions yet for this dataset: review suspects on the Label noise page first.")
+    st.stop()
+
+m1, m2, m3 = st.columns(3)
+m1.metric("Decided items", f"{len(latest):,}")
+changed = latest[(latest["decision"].isin(["accept", "set"])) & (latest["new_value"] != latest["given"])]
+m2.metric("Labels changed", f"{len(changed):,}")
+m3.metric("Skipped", f"{int((latest['decision'] == 'skip').sum()):,}")
+
+st.subheader("Counts by field and decision")
+pivot = counts.pivot_table(index="field", columns="decision", values="count", fill_value=0, aggfunc="sum")
+st.dataframe(pivot, key="export_counts_table")
+
+st.subheader("Decisions")
+columns = ["item", "field", "decision", "given", "suggested", "new_value", "new_age", "note", "split",
+           "detectors", "score", "reviewer", "created"]
+st.dataframe(latest[[c for c in columns if c in latest.columns]], hide_index=True, key="export_decisions_table")
+with st.expander("Full history (every decision, oldest first)"):
+    st.dataframe(store.history(ctx.fingerprint), hide_index=True, key="export_history_table")
+
+st.subheader("Download")
+try:
+    from audit import export as audit_export
+except ImportError:
+    st.warning("The exporter (audit.export) is not in this checkout yet.")
+    st.stop()
+
+try:
+    files = app_cache.export_files(ctx, latest)
+except Exception as err:
+    st.error(f"Could not build the export: {app_cache.one_line(err)}")
+    st.stop()
+cols = st.columns(len(files))
+for col, (label, (name, data, written)) in zip(cols, files.items()):
+    col.download_button(label, data=data, file_name=name, mime="text/csv", key=f"export_download_{name.split('.')[0]}")
+    col.caption(f"also written to {written}")

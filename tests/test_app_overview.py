@@ -1,0 +1,57 @@
+"""AppTest of the Overview page and of app.py (the router and its sidebar)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_app_support import app_data, app_data_session, page_test  # noqa: F401  (fixtures)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_overview_shows_counts_findings_and_metrics(app_data):
+    at = page_test("overview", app_data).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Overview"
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Images"] == f"{len(app_data.index.images):,}"
+    assert shown["People (train)"] == "12"
+    # headline metrics of the run: one macro F1 per split
+    assert "Macro F1 · train (out-of-fold)" in shown and "Macro F1 · eval" in shown
+    assert not at.error
+
+
+def test_overview_filters_findings(app_data, tmp_path):
+    import shutil
+    root = tmp_path / "data"
+    shutil.copytree(app_data.root, root)
+    (root / "images" / "train" / "not_a_person").mkdir()
+    (root / "images" / "eval" / "._hidden.png").write_bytes(b"x")
+    at = page_test("overview", app_data, run=False)
+    at.session_state["data_dir"] = str(root)
+    at.run()
+    assert not at.exception, at.exception
+    kinds = at.multiselect(key="overview_finding_kinds")
+    assert len(kinds.options) >= 2
+    at.text_input(key="overview_finding_text").input("._hidden").run()
+    assert "1 of" in " ".join(c.value for c in at.caption)
+
+
+def test_overview_missing_folder_is_a_clear_message(app_data, tmp_path):
+    at = page_test("overview", app_data, run=False)
+    at.session_state["data_dir"] = str(tmp_path / "nope")
+    at.run()
+    assert not at.exception
+    assert "does not exist" in at.error[0].value
+
+
+def test_app_router_opens_on_overview_with_sidebar(app_data):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Overview"
+    # --data / env var set the data folder; the newest run of this dataset is chosen
+    assert at.session_state["data_dir"] == str(app_data.root)
+    assert at.session_state["run_dir"] == str(app_data.run)
+    assert at.text_input(key="sidebar_data_dir").value == str(app_data.root)
