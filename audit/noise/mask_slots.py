@@ -3,9 +3,11 @@
 A complete train person has 7 photos filling 5 wear, 1 incorrect and 1 not-wear slots. Given
 the mask head's probabilities, the log-likelihood of an assignment of photos to slots is the
 sum of log p(slot state | photo). There are 7 x 6 = 42 assignments (which photo is the
-incorrect one, which the not-wear one). For each photo the score is the log-likelihood (nats)
-of the best assignment that moves that photo to another slot, minus the given assignment's: a
-`normal`/`incorrect_mask` file swap shows as both photos scoring strongly positive.
+incorrect one, which the not-wear one). For each photo the score is a max-marginal
+log-likelihood ratio (nats): the best assignment that moves that photo to another slot minus the
+best assignment that keeps it in its given slot. A `normal`/`incorrect_mask` file swap shows as
+both photos scoring strongly positive, while the person's other photos stay negative (the best
+assignment keeping them in place is the swapped one).
 
 People without exactly one photo per 5:1:1 slot (missing or extra files), and eval photos, are
 judged per photo: log p(best other state) - log p(given state).
@@ -48,8 +50,6 @@ def mask_slots(predictions: pd.DataFrame, *, include_eval: bool = True) -> pd.Da
         gain_not = lp[:, 2] - lp[:, 0]
         loglik = lp[:, 0].sum() + gain_inc[:, None] + gain_not[None, :]
         np.fill_diagonal(loglik, -np.inf)
-        gi, gj = int(np.flatnonzero(g == 1)[0]), int(np.flatnonzero(g == 2)[0])
-        base = loglik[gi, gj]
         m = len(pos)
         for k in range(m):
             # Assignments in which photo k's slot differs from its given one.
@@ -64,6 +64,7 @@ def mask_slots(predictions: pd.DataFrame, *, include_eval: bool = True) -> pd.Da
                 allowed[:, :] = True
                 allowed[:, k] = False
             cand = np.where(allowed, loglik, -np.inf)
+            base = np.where(allowed, -np.inf, loglik).max()
             bi, bj = np.unravel_index(np.argmax(cand), cand.shape)
             slots = np.zeros(m, dtype=np.int64)
             slots[bi], slots[bj] = 1, 2
