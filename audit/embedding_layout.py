@@ -1,0 +1,505 @@
+"""2-D layouts of a run's embeddings: UMAP (slow, cached in the run) and PCA (instant fallback).
+
+A run folder holds `embeddings.npy`, float16 (N, D), row-aligned with `predictions.parquet`.
+Layouts are float32 (N, 2) arrays, row i = image i, saved as `layout_<method>_<key>.npy` where the
+key hashes the embeddings file's content, the method and its parameters, so a changed run or a
+changed setting never shows a stale picture.
+
+`umap` is imported only inside `umap_layout`: its first import compiles numba code (~25 s), which
+must never happen at app start. The app shows `pca_layout` at once, calls
+`start_layout_in_background` (a `python -m audit layout RUN` subprocess, so compilation and compute
+stay out of the Streamlit process) and polls `layout_status` until it says "ready".
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+EMBEDDINGS_NAME = "embeddings.npy"
+METHODS = ("umap", "pca")
+# Bump when the layout computation changes in a way that makes old cached files wrong.
+LAYOUT_VERSION = 1
+
+# progress(done, total, message), the convention of audit.dataset_index
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class UmapParams:
+    """umap-learn settings that change the picture (and so the cache key)."""
+
+    # neighbourhood size: larger keeps more global structure
+    n_neighbors: int = 15
+    # how tightly points may pack in 2-D
+    min_dist: float = 0.1
+    # distance in embedding space; cosine suits pooled CNN/ViT features
+    metric: str = "cosine"
+    # random seed; None lets umap use every core but the picture then varies between runs
+    seed: int | None = 0
+    # optimisation epochs; None = umap's default (200 for large N, 500 for small)
+    n_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class PcaParams:
+    """PCA has no settings; the dataclass keeps the keying uniform."""
+
+
+_PARAM_TYPES = {"umap": UmapParams, "pca": PcaParams}
+_NONE_IS_A_VALUE = {"seed", "n_epochs"}
+
+
+def layout_params(method: str, **params) -> UmapParams | PcaParams:
+    """Normalise keyword settings for `method` (defaults filled in); TypeError for unknown names."""
+    if method not in _PARAM_TYPES:
+        raise ValueError(f"unknown layout method {method!r}; choose one of {', '.join(METHODS)}")
+    cls = _PARAM_TYPES[method]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise TypeError(f"{method} layout has no parameter(s) {', '.join(unknown)}")
+    # None means "the default" for settings where None has no meaning of its own; for `seed`
+    # (unseeded) and `n_epochs` (umap's own choice) None is a value.
+    cleaned = {k: v for k, v in params.items() if v is not None or k in _NONE_IS_A_VALUE}
+    p = cls(**cleaned)
+    if isinstance(p, UmapParams):
+        p = dataclasses.replace(
+            p,
+            n_neighbors=int(p.n_neighbors),
+            min_dist=float(p.min_dist),
+            seed=None if p.seed is None else int(p.seed),
+            n_epochs=None if p.n_epochs is None else int(p.n_epochs),
+        )
+        if p.n_neighbors < 2:
+            raise ValueError("n_neighbors must be at least 2")
+        if not 0.0 <= p.min_dist <= 1.0:
+            raise ValueError("min_dist must be within [0, 1]")
+    return p
+
+
+# ---------------------------------------------------------------- the computations
+
+
+def _clean(embeddings: np.ndarray) -> np.ndarray:
+    """(N, D) any float -> (N, D) float32 with non-finite values (float16 overflow) set to 0."""
+    x = np.asarray(embeddings)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be (N, D), got shape {x.shape}")
+    x = x.astype(np.float32, copy=True)
+    if not np.isfinite(x).all():
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return x
+
+
+def pca_layout(embeddings: np.ndarray) -> np.ndarray:
+    """(N, D) embeddings -> (N, 2) float32 first two principal components.
+
+    Rows are L2-normalised first so the picture resembles the cosine-metric UMAP that replaces it.
+    Computed through the D x D covariance (one GEMM + a small eigh): ~0.1 s for 31,500 x 576.
+    Signs are fixed (largest loading positive) so the layout is deterministic.
+    """
+    x = _clean(embeddings)
+    n, d = x.shape
+    out = np.zeros((n, 2), dtype=np.float32)
+    if n < 2 or d == 0:
+        return out
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x /= np.where(norms > 0, norms, 1.0)
+    x -= x.mean(axis=0, keepdims=True)
+    cov = (x.T @ x).astype(np.float64) / max(n - 1, 1)
+    values, vectors = np.linalg.eigh(cov)  # ascending
+    k = min(2, d)
+    top = vectors[:, ::-1][:, :k]
+    flip = np.sign(top[np.abs(top).argmax(axis=0), np.arange(k)])
+    top = top * np.where(flip == 0, 1.0, flip)
+    out[:, :k] = x @ top.astype(np.float32)
+    return out
+
+
+def umap_layout(
+    embeddings: np.ndarray,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    seed: int | None = 0,
+    n_epochs: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """(N, D) embeddings -> (N, 2) float32 UMAP layout.
+
+    Imports umap here (first import in a process: ~25 s of numba compilation). n_neighbors is
+    clipped to N - 1 for tiny runs; below 4 rows UMAP is undefined and the PCA layout is returned.
+    With a seed umap runs single-threaded (its reproducibility rule); seed=None uses all cores.
+    """
+    p = layout_params("umap", n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+                      seed=seed, n_epochs=n_epochs)
+    x = _clean(embeddings)
+    n = x.shape[0]
+    if n < 4:
+        return pca_layout(x)
+    if progress:
+        progress(0, 3, "loading umap (numba compilation on first use)")
+    import warnings
+
+    import umap  # lazy: ~25 s of numba compilation on first import
+
+    reducer = umap.UMAP(
+        n_neighbors=min(p.n_neighbors, n - 1),
+        n_components=2,
+        min_dist=p.min_dist,
+        metric=p.metric,
+        n_epochs=p.n_epochs,
+        random_state=p.seed,
+        # umap forces one thread when seeded and warns about it; say it ourselves instead.
+        n_jobs=1 if p.seed is not None else -1,
+        low_memory=True,
+        verbose=False,
+    )
+    if progress:
+        progress(1, 3, f"UMAP of {n:,} x {x.shape[1]} embeddings")
+    with warnings.catch_warnings():
+        # "n_jobs value 1 overridden..." and spectral-init fallbacks are not the user's concern.
+        warnings.simplefilter("ignore", UserWarning)
+        result = reducer.fit_transform(x)
+    if progress:
+        progress(3, 3, "UMAP done")
+    return np.ascontiguousarray(result, dtype=np.float32)
+
+
+def compute_layout(embeddings: np.ndarray, method: str = "umap", *, progress: Progress | None = None,
+                   **params) -> np.ndarray:
+    """Dispatch to `umap_layout` / `pca_layout`: (N, D) -> (N, 2) float32."""
+    p = layout_params(method, **params)
+    if method == "pca":
+        return pca_layout(embeddings)
+    return umap_layout(embeddings, progress=progress, **dataclasses.asdict(p))
+
+
+# ---------------------------------------------------------------- the cache in the run folder
+
+# path -> ((size, mtime_ns), sha256): hashing 36 MB costs ~30 ms, but the app asks on every rerun.
+_FINGERPRINTS: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def embeddings_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / EMBEDDINGS_NAME
+
+
+def embeddings_fingerprint(path: str | Path) -> str:
+    """sha256 of the embeddings file's bytes (memoised on size + mtime within the process)."""
+    path = Path(path)
+    st = path.stat()
+    stamp = (st.st_size, st.st_mtime_ns)
+    cached = _FINGERPRINTS.get(str(path.resolve()))
+    if cached and cached[0] == stamp:
+        return cached[1]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    value = digest.hexdigest()
+    _FINGERPRINTS[str(path.resolve())] = (stamp, value)
+    return value
+
+
+def layout_key(method: str, params: UmapParams | PcaParams | dict, embeddings_fingerprint: str) -> str:
+    """16 hex chars identifying (method, normalised parameters, embeddings content)."""
+    if isinstance(params, dict):
+        params = layout_params(method, **params)
+    payload = json.dumps(
+        {"v": LAYOUT_VERSION, "method": method, "params": dataclasses.asdict(params),
+         "embeddings": embeddings_fingerprint},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _require_embeddings(run_dir: str | Path) -> Path:
+    path = embeddings_path(run_dir)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: this run has no embeddings (imported runs have none), so no layout"
+        )
+    return path
+
+
+def layout_path(run_dir: str | Path, method: str = "umap", **params) -> Path:
+    """Where the layout for these settings lives (whether or not it exists yet)."""
+    p = layout_params(method, **params)
+    key = layout_key(method, p, embeddings_fingerprint(_require_embeddings(run_dir)))
+    return Path(run_dir) / f"layout_{method}_{key}.npy"
+
+
+def _n_rows(run_dir: str | Path) -> int:
+    # mmap reads only the .npy header
+    return int(np.load(embeddings_path(run_dir), mmap_mode="r").shape[0])
+
+
+def _read_layout(path: Path, n_rows: int) -> np.ndarray | None:
+    try:
+        arr = np.load(path)
+    except (OSError, ValueError, EOFError):
+        return None
+    if arr.shape != (n_rows, 2):
+        return None  # not row-aligned with this run: treat as absent
+    return arr.astype(np.float32, copy=False)
+
+
+def cached_layout(run_dir: str | Path, method: str = "umap", **params) -> np.ndarray | None:
+    """The cached (N, 2) float32 layout for these settings, or None; never computes.
+
+    None also when the run has no embeddings.
+    """
+    if not embeddings_path(run_dir).is_file():
+        return None
+    path = layout_path(run_dir, method, **params)
+    if not path.is_file():
+        return None
+    return _read_layout(path, _n_rows(run_dir))
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def run_layout(run_dir: str | Path, method: str = "umap", *, progress: Progress | None = None,
+               **params) -> np.ndarray:
+    """The (N, 2) float32 layout of a run, computed once and cached in the run folder."""
+    run_dir = Path(run_dir)
+    path = layout_path(run_dir, method, **params)
+    emb = np.load(_require_embeddings(run_dir))
+    if path.is_file():
+        cached = _read_layout(path, emb.shape[0])
+        if cached is not None:
+            if progress:
+                progress(1, 1, f"cached: {path.name}")
+            return cached
+    result = compute_layout(emb, method, progress=progress, **params)
+    if result.shape != (emb.shape[0], 2):
+        raise RuntimeError(f"layout has shape {result.shape}, expected {(emb.shape[0], 2)}")
+    _save_atomic(path, result)
+    return result
+
+
+# ---------------------------------------------------------------- computing in the background
+#
+# A lock file `layout_<method>_<key>.lock` beside the layout holds {"pid", "started", "proc_start"}
+# of the process computing it. "running" needs that process alive; a killed process (SIGKILL,
+# OOM, reboot) leaves a stale lock, which reads as "missing" and is removed.
+
+
+def _lock_path(layout_file: Path) -> Path:
+    return layout_file.with_suffix(".lock")
+
+
+def _log_path(layout_file: Path) -> Path:
+    return layout_file.with_suffix(".log")
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """Kernel start time of a process (Linux /proc), to tell a reused pid from ours."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; fields after the last ")" are fixed.
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _pid_alive(pid: int, proc_start: str | None = None) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        # Reap it if it is our own finished child (the app never waits on it); else no-op.
+        done, _status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+        if state[state.rfind(")") + 2:].split()[0] in ("Z", "X"):
+            return False  # exited, not yet reaped by its parent
+    except OSError:
+        pass
+    if proc_start is not None:
+        now = _proc_start_time(pid)
+        if now is not None and now != proc_start:
+            return False  # the pid was reused by another process
+    return True
+
+
+def _read_lock(lock: Path) -> dict | None:
+    try:
+        return json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _lock_alive(lock: Path) -> bool:
+    """True while the lock names a live process; a stale or unreadable lock is removed."""
+    info = _read_lock(lock)
+    if info is None:
+        if not lock.exists():
+            return False
+        # Being written right now (created, not yet filled): give it a moment before calling it stale.
+        try:
+            if time.time() - lock.stat().st_mtime < 5:
+                return True
+        except OSError:
+            return False
+    elif _pid_alive(int(info.get("pid", -1)), info.get("proc_start")):
+        return True
+    try:
+        lock.unlink()
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def _write_lock(lock: Path, pid: int) -> None:
+    info = {"pid": pid, "proc_start": _proc_start_time(pid), "started": time.time()}
+    fd, tmp = tempfile.mkstemp(prefix=lock.name + ".", suffix=".tmp", dir=lock.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(info, fh)
+    os.replace(tmp, lock)
+
+
+def layout_status(run_dir: str | Path, method: str = "umap", **params) -> str:
+    """"ready" (cached), "running" (a live process computes it) or "missing"."""
+    if not embeddings_path(run_dir).is_file():
+        return "missing"
+    path = layout_path(run_dir, method, **params)
+    if path.is_file() and _read_layout(path, _n_rows(run_dir)) is not None:
+        lock = _lock_path(path)
+        if lock.exists():
+            _lock_alive(lock)  # tidies a lock its finished process left behind
+        return "ready"
+    return "running" if _lock_alive(_lock_path(path)) else "missing"
+
+
+def layout_log(run_dir: str | Path, method: str = "umap", **params) -> str:
+    """The background process's stderr (progress, or why it failed); "" when there is none."""
+    try:
+        return _log_path(layout_path(run_dir, method, **params)).read_text(errors="replace")
+    except (OSError, FileNotFoundError):
+        return ""
+
+
+def layout_command(run_dir: str | Path, method: str = "umap", **params) -> list[str]:
+    """The `python -m audit layout` command line that computes these settings."""
+    p = layout_params(method, **params)
+    cmd = [sys.executable, "-m", "audit", "layout", str(Path(run_dir).resolve()), "--method", method]
+    if isinstance(p, UmapParams):
+        cmd += ["--n-neighbors", str(p.n_neighbors), "--min-dist", repr(p.min_dist),
+                "--metric", p.metric, "--seed", "none" if p.seed is None else str(p.seed)]
+        if p.n_epochs is not None:
+            cmd += ["--n-epochs", str(p.n_epochs)]
+    return cmd
+
+
+def start_layout_in_background(run_dir: str | Path, method: str = "umap", **params) -> str:
+    """Start computing the layout in a `python -m audit layout` subprocess; returns at once.
+
+    Returns the status after the call: "ready" (nothing to do), "running" (started now or already
+    running). At most one process per (run, settings): the lock is taken with O_EXCL.
+    Raises FileNotFoundError when the run has no embeddings.
+    """
+    run_dir = Path(run_dir)
+    path = layout_path(run_dir, method, **params)
+    status = layout_status(run_dir, method, **params)
+    if status != "missing":
+        return status
+    lock = _lock_path(path)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return "running" if _lock_alive(lock) else start_layout_in_background(run_dir, method, **params)
+    os.close(fd)
+    try:
+        from audit.workspace import REPO_ROOT
+
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        with open(_log_path(path), "wb") as log:
+            proc = subprocess.Popen(
+                layout_command(run_dir, method, **params),
+                cwd=str(REPO_ROOT),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives a Ctrl-C of the app; finishing the cache is harmless
+            )
+        _write_lock(lock, proc.pid)
+    except BaseException:
+        try:
+            lock.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    return "running"
+
+
+class LayoutLock:
+    """Context manager for the CLI: hold the lock with this process's pid while computing.
+
+    `acquired` is False when another live process already holds it.
+    """
+
+    def __init__(self, run_dir: str | Path, method: str = "umap", **params):
+        self.lock = _lock_path(layout_path(run_dir, method, **params))
+        self.acquired = False
+        self.holder: int | None = None
+
+    def __enter__(self) -> "LayoutLock":
+        me = os.getpid()
+        info = _read_lock(self.lock)
+        if info is not None and int(info.get("pid", -1)) != me and _lock_alive(self.lock):
+            self.holder = int(info["pid"])
+            return self
+        _write_lock(self.lock, me)  # also adopts the lock a background starter wrote for us
+        self.acquired = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.acquired:
+            return
+        info = _read_lock(self.lock)
+        if info is not None and int(info.get("pid", -1)) == os.getpid():
+            try:
+                self.lock.unlink()
+            except FileNotFoundError:
+                pass
