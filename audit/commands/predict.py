@@ -1,0 +1,94 @@
+"""`python -m audit predict DATA --weights weights/NAME [--run NAME|PATH] [--batch-size B] [--device cpu|cuda]
+[--workers N] [--no-reuse]`.
+
+Predicts every indexed image (train and eval) with the checkpoint into a run folder (default: the
+workspace's runs/<weights folder name>), indexing the data with the model's age bins. A run of
+the same checkpoint and data is reused. A progress bar goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from audit.cli import UsageError
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", metavar="DATA", help="the dataset folder (seed or competition layout) or its parent")
+    parser.add_argument("--weights", required=True, help="checkpoint: weights/NAME/model.pt or its folder")
+    parser.add_argument("--run", default=None,
+                        help="run NAME (or runs/NAME) in the workspace, or a folder path (default: the weights folder's name)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
+    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores; 0: none)")
+    parser.add_argument("--no-reuse", action="store_true", help="recompute even if the run already holds these predictions")
+
+
+class _TqdmProgress:
+    """progress(done, total, message) -> a tqdm bar on stderr."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bar = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if self._bar is None:
+            self._bar = self._tqdm(total=total, desc=message, file=sys.stderr, unit="img")
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run(args) -> int:
+    from audit.dataset_index import DatasetNotFound, index_dataset
+    from audit.model import read_card, resolve_checkpoint
+    from audit.prediction import predict_run
+    from audit.runs import META_NAME, Run, resolve_run_dir
+
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    checkpoint = resolve_checkpoint(args.weights)
+    if not checkpoint.is_file():
+        raise UsageError(f"checkpoint not found: {checkpoint} (train one with `python -m audit train`)")
+    try:
+        card = read_card(checkpoint)
+    except (ValueError, OSError) as err:
+        raise UsageError(f"cannot read the model card of {checkpoint}: {err}") from None
+    try:
+        index = index_dataset(args.data, bins=card.age_bins)
+    except DatasetNotFound as err:
+        raise UsageError(str(err)) from None
+    if not len(index.images):
+        raise UsageError(f"no usable images in {index.root} (see `python -m audit index {args.data}`)")
+    run_dir = resolve_run_dir(args.run) if args.run else resolve_run_dir(checkpoint.parent.name)
+    meta_path = run_dir / META_NAME
+    before = meta_path.stat().st_mtime_ns if meta_path.is_file() else None
+
+    progress = _TqdmProgress()
+    try:
+        path = predict_run(index, checkpoint, run_dir, batch_size=args.batch_size, device=args.device,
+                           workers=args.workers, progress=progress, reuse=not args.no_reuse)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        progress.close()
+
+    result = Run.open(path)
+    meta = result.meta
+    reused = before is not None and meta_path.stat().st_mtime_ns == before
+    if reused:
+        print(f"Reused {path}: it already holds this checkpoint's predictions for this data ({meta['n_images']:,} images)")
+        return 0
+    t = meta["timings"]
+    print(f"Predicted {meta['n_images']:,} images on {meta['device']} in {t['predict_s']:.1f} s "
+          f"({t['images_per_s']} img/s) into {path}")
+    oof = meta["oof"]
+    print("Train rows: out-of-fold" if oof.get("used") else f"Train rows: final model ({oof.get('reason')})")
+    if meta["skipped"]:
+        print(f"Skipped {len(meta['skipped'])} unreadable images, e.g. {meta['skipped'][0]['path']} ({meta['skipped'][0]['error']})")
+    return 0
