@@ -1,0 +1,401 @@
+"""The classifier: a timm backbone with mask / gender / age heads, its model card and checkpoints.
+
+`create_model(arch)` builds a `MaskAuditNet` whose forward returns per-head logits; the 18-class
+probability is the product of the heads (`audit.labels.class_probs_from_heads`). How to feed the
+model (input size, mean, std, interpolation) comes from timm's data config, is written into the
+`ModelCard`, and `create_eval_transform(card)` / `create_train_transform(card)` build the
+preprocessing from the card, never from constants.
+
+A checkpoint is `<dir>/model.pt` (weights, fp16, plus an embedded copy of the card) with the card
+as readable JSON beside it (`model.json`) and, when made by `audit.training`, the out-of-fold
+probabilities of every train image in `oof.parquet`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from audit.labels import DEFAULT_BINS, N_AGE_BINS, N_GENDER, N_MASK, AgeBins
+
+CHECKPOINT_FORMAT = "mask-audit-checkpoint/1"
+CHECKPOINT_NAME = "model.pt"
+OOF_NAME = "oof.parquet"
+# The age-regression head predicts (age - AGE_CENTER) / AGE_SCALE; forward() returns years.
+AGE_CENTER = 40.0
+AGE_SCALE = 20.0
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """ImageNet weights for the backbone could not be fetched (no network, no cache)."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a checkpoint is and how to feed it; written as JSON beside the weights."""
+
+    # timm architecture name, e.g. "resnet18", "mobilenetv3_small_100"
+    arch: str
+    # model input (channels, height, width) in pixels
+    input_size: tuple[int, int, int]
+    # per-channel normalisation applied after scaling pixels to [0, 1]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    # resize interpolation ("bilinear", "bicubic", ...), from timm's data config
+    interpolation: str = "bicubic"
+    # the age bins the age head predicts (AgeBins.to_dict())
+    bins: dict = field(default_factory=DEFAULT_BINS.to_dict)
+    # whether forward() has an "age_reg" output (years)
+    has_age_regression: bool = True
+    # size of the pooled backbone features returned by embed() (D)
+    embedding_dim: int = 0
+    # label scheme, for readers of the JSON: how the 18 classes follow from the heads
+    label_scheme: str = "class_id = mask*6 + gender*3 + age_bin; mask 0 wear, 1 incorrect, 2 not wear; gender 0 male, 1 female"
+    # where the backbone's starting weights came from: "imagenet", "none" or a file path
+    pretrained: str = "none"
+    # DatasetIndex.fingerprint of the data it was trained on ("" when untrained)
+    data_fingerprint: str = ""
+    # data root it was trained on (informational; may not exist on another machine)
+    data_root: str = ""
+    # K of the person-grouped K-fold that produced the out-of-fold probabilities (0: none)
+    folds: int = 0
+    # epochs per model (each fold model and the final model)
+    epochs: int = 0
+    # metrics: {"oof": {...}, "eval": {...}}, each with macro_f1 (18-class) and per-head accuracy
+    metrics: dict = field(default_factory=dict)
+    # the training configuration (TrainConfig as a dict)
+    train_config: dict = field(default_factory=dict)
+    # library versions that made it
+    versions: dict = field(default_factory=dict)
+    # ISO-8601 UTC time it was made
+    created: str = ""
+    # the command that reproduces this checkpoint
+    how_to_reproduce: str = ""
+    # seconds spent training (all folds and the final model)
+    train_seconds: float = 0.0
+
+    @property
+    def age_bins(self) -> AgeBins:
+        return AgeBins.from_dict(self.bins)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        return int(self.input_size[1]), int(self.input_size[2])
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, default=_json_default)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelCard":
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}  # newer cards may carry more fields
+        for key in ("input_size", "mean", "std"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelCard":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> "ModelCard":
+        return dataclasses.replace(self, **changes)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.ndarray, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class MaskAuditNet(nn.Module):
+    """timm backbone (pooled features, D) + linear heads.
+
+    forward(x: (B,3,H,W) normalised) -> {"mask": (B,3), "gender": (B,2), "age": (B,3) logits,
+    "age_reg": (B,) years}.
+    """
+
+    def __init__(self, backbone: nn.Module, embedding_dim: int, card: ModelCard, drop_rate: float = 0.0):
+        super().__init__()
+        self.backbone = backbone
+        self.card = card
+        self.embedding_dim = embedding_dim
+        self.dropout = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.mask = nn.Linear(embedding_dim, N_MASK)
+        self.gender = nn.Linear(embedding_dim, N_GENDER)
+        self.age = nn.Linear(embedding_dim, N_AGE_BINS)
+        self.age_reg = nn.Linear(embedding_dim, 1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) -> pooled backbone features (B,D)."""
+        return self.backbone(x)
+
+    def heads(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pooled features (B,D) -> head outputs (see class docstring)."""
+        f = self.dropout(features)
+        return {
+            "mask": self.mask(f),
+            "gender": self.gender(f),
+            "age": self.age(f),
+            "age_reg": self.age_reg(f).squeeze(1) * AGE_SCALE + AGE_CENTER,
+        }
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads(self.embed(x))
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One pass -> (head outputs, pooled features (B,D))."""
+        features = self.embed(x)
+        return self.heads(features), features
+
+
+def _timm_create(arch: str, *, pretrained: bool, img_size, drop_rate: float, pretrained_file=None):
+    import timm
+
+    kwargs = {"num_classes": 0, "drop_rate": drop_rate}
+    if pretrained_file is not None:
+        kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained_file)}
+    if img_size is not None:
+        # Token models (ViT, ...) fix their input size at construction; CNNs don't take it.
+        try:
+            return timm.create_model(arch, pretrained=pretrained, img_size=tuple(img_size), **kwargs)
+        except TypeError:
+            pass
+    return timm.create_model(arch, pretrained=pretrained, **kwargs)
+
+
+def create_model(
+    arch: str,
+    *,
+    pretrained: bool = True,
+    pretrained_file: str | Path | None = None,
+    bins: AgeBins = DEFAULT_BINS,
+    img_size: tuple[int, int] | None = None,
+    drop_rate: float = 0.0,
+) -> MaskAuditNet:
+    """A timm backbone by name with mask / gender / age heads; `model.card` says how to feed it.
+
+    pretrained: ImageNet weights via timm (download or cache); pretrained_file: a local timm/torch
+    state dict for the backbone instead (implies pretrained). img_size: (H, W) overriding the
+    architecture's default input size. Raises ValueError for an unknown architecture and
+    PretrainedWeightsUnavailable when the weights cannot be fetched.
+    """
+    import timm
+    from timm.data import resolve_model_data_config
+
+    if not timm.is_model(arch):
+        raise ValueError(f"unknown timm architecture {arch!r} (see timm.list_models())")
+    if pretrained_file is not None:
+        pretrained_file = Path(pretrained_file).expanduser()
+        if not pretrained_file.is_file():
+            raise FileNotFoundError(f"pretrained weights file not found: {pretrained_file}")
+        pretrained = True
+    try:
+        backbone = _timm_create(arch, pretrained=pretrained, img_size=img_size, drop_rate=0.0,
+                                pretrained_file=pretrained_file)
+    except (OSError, RuntimeError, ConnectionError) as err:
+        if not pretrained or pretrained_file is not None:
+            raise
+        if isinstance(err, PretrainedWeightsUnavailable):
+            raise
+        raise PretrainedWeightsUnavailable(
+            f"ImageNet weights for {arch!r} could not be downloaded ({type(err).__name__}); "
+            "train from scratch with --no-pretrained, or pass --pretrained-file PATH "
+            "(a local timm/torch state dict for this architecture)"
+        ) from err
+
+    config = resolve_model_data_config(backbone)
+    input_size = tuple(int(v) for v in config["input_size"])
+    if img_size is not None:
+        input_size = (input_size[0], int(img_size[0]), int(img_size[1]))
+    embedding_dim = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+    card = ModelCard(
+        arch=arch,
+        input_size=input_size,
+        mean=tuple(float(v) for v in config["mean"]),
+        std=tuple(float(v) for v in config["std"]),
+        interpolation=str(config.get("interpolation") or "bicubic"),
+        bins=bins.to_dict(),
+        has_age_regression=True,
+        embedding_dim=embedding_dim,
+        pretrained=str(pretrained_file) if pretrained_file is not None else ("imagenet" if pretrained else "none"),
+        versions=library_versions(),
+        created=_now(),
+    )
+    return MaskAuditNet(backbone, embedding_dim, card, drop_rate=drop_rate)
+
+
+def library_versions() -> dict:
+    import PIL
+    import timm
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def best_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a folder holding `model.pt` -> the .pt file path."""
+    path = Path(path).expanduser()
+    if path.is_dir() or path.suffix == "":
+        return path / CHECKPOINT_NAME
+    return path
+
+
+def oof_path(checkpoint: str | Path) -> Path:
+    """Where the out-of-fold probabilities of a checkpoint's training data live."""
+    return resolve_checkpoint(checkpoint).parent / OOF_NAME
+
+
+def save_checkpoint(model: MaskAuditNet, card: ModelCard, path: str | Path, *, half: bool = True) -> Path:
+    """Write the weights (fp16 by default: half the size, no loss that matters for inference) to
+    `path` (a .pt file, or a folder -> folder/model.pt) and the card to `path.with_suffix('.json')`."""
+    path = resolve_checkpoint(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        state[key] = tensor.half() if half and tensor.is_floating_point() else tensor.clone()
+    payload = {"format": CHECKPOINT_FORMAT, "card": json.loads(card.to_json()), "state_dict": state}
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(card.to_json() + "\n", encoding="utf-8")
+    return path
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The model card of a checkpoint (from the JSON beside it, else from the .pt)."""
+    path = resolve_checkpoint(path)
+    json_path = path.with_suffix(".json")
+    if json_path.is_file():
+        return ModelCard.from_json(json_path.read_text(encoding="utf-8"))
+    return ModelCard.from_dict(_load_payload(path)["card"])
+
+
+def _load_payload(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a Mask Audit checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return payload
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device | None = None) -> tuple[MaskAuditNet, ModelCard]:
+    """Checkpoint (.pt or its folder) -> (model in eval mode, float32, on `device` or the best one; card).
+
+    The card embedded in the .pt is authoritative: it was written with those weights.
+    """
+    path = resolve_checkpoint(path)
+    payload = _load_payload(path)
+    card = ModelCard.from_dict(payload["card"])
+    model = create_model(card.arch, pretrained=False, bins=card.age_bins, img_size=card.image_size)
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
+    model.load_state_dict(state)
+    model.card = card
+    model.eval()
+    return model.to(torch.device(device) if device is not None else best_device()), card
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the checkpoint file's bytes."""
+    digest = hashlib.sha256()
+    with open(resolve_checkpoint(path), "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+class ImageTransform:
+    """PIL image -> float tensor (3,H,W) normalised as the card says.
+
+    JPEGs are decoded at a reduced scale (`Image.draft`) when the file is at least twice the
+    input size: DCT-domain downscaling is several times faster than a full decode plus resize.
+    """
+
+    def __init__(self, card: ModelCard, *, train: bool = False):
+        from torchvision.transforms import InterpolationMode
+
+        self.size = card.image_size
+        self.mean = list(card.mean)
+        self.std = list(card.std)
+        self.train = train
+        try:
+            self.interpolation = InterpolationMode(card.interpolation)
+        except ValueError:
+            self.interpolation = InterpolationMode.BILINEAR
+        self._augment = None
+        if train:
+            from torchvision import transforms as T
+
+            # Light: faces are roughly centred; flips keep every label; colour varies with lighting.
+            self._augment = T.Compose([
+                T.RandomHorizontalFlip(),
+                T.RandomAffine(degrees=8, translate=(0.06, 0.06), scale=(0.92, 1.08), interpolation=T.InterpolationMode.BILINEAR),
+                T.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.02),
+            ])
+
+    def __call__(self, img) -> torch.Tensor:
+        import torchvision.transforms.functional as TF
+
+        h, w = self.size
+        if getattr(img, "format", None) == "JPEG" and hasattr(img, "draft"):
+            img.draft("RGB", (w, h))  # keeps the image >= (w, h)
+        img = img.convert("RGB")
+        if img.size != (w, h):
+            img = TF.resize(img, [h, w], interpolation=self.interpolation, antialias=True)
+        if self._augment is not None:
+            img = self._augment(img)
+        tensor = TF.to_tensor(img)
+        return TF.normalize(tensor, self.mean, self.std)
+
+    def __repr__(self) -> str:
+        return f"ImageTransform(size={self.size}, train={self.train}, interpolation={self.interpolation.value})"
+
+
+def create_eval_transform(card: ModelCard) -> ImageTransform:
+    """Resize to the card's input size and normalise: PIL image -> (3,H,W) float tensor."""
+    return ImageTransform(card, train=False)
+
+
+def create_train_transform(card: ModelCard) -> ImageTransform:
+    """Eval preprocessing plus light augmentation (flip, small affine, colour jitter)."""
+    return ImageTransform(card, train=True)
