@@ -1,0 +1,437 @@
+"""The built-in demo dataset: procedural faces in the seed layout, with known injected label noise.
+
+`make_demo(out, ...)` writes
+
+    out/images/train/{id}_{gender}_{race}_{age}/{mask1..mask5,incorrect_mask,normal}.{jpg|png}
+    out/images/eval/{id}_{gender}_{race}_{age}_{mask|incorrect_mask|normal}.{jpg|png}
+    out/truth.csv   one row per image: true and given labels, corrupted flags (the app never reads it)
+    out/demo.json   the parameters, counts and a completion flag
+
+File names carry the GIVEN labels (as deepface-made labels do in the real set); pixels show the TRUE
+ones. Noise kinds: person-level gender flips and ages pushed across a default-bin boundary (25 or 40),
+for train people and eval images alike; `normal`/`incorrect_mask` files swapped within a train person.
+
+Everything is a pure function of the seed: a person's look is drawn from a generator seeded by
+(seed, person key) and each photo's mask from (seed, path), so the bytes do not depend on how the
+work is split between processes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from audit.labels import DEFAULT_BINS, GENDERS, TRAIN_MASK_TYPES
+from audit import face_drawing
+
+DEMO_FORMAT = "mask-audit-demo"
+DEMO_VERSION = 1
+TRUTH_COLUMNS = (
+    "path", "split", "person", "true_gender", "given_gender", "true_age", "given_age",
+    "true_mask", "given_mask", "gender_corrupted", "age_corrupted", "mask_corrupted",
+)
+EVAL_MASK_TYPES = ("mask", "incorrect_mask", "normal")
+EVAL_MASK_TYPE_CODES = {"mask": 0, "incorrect_mask": 1, "normal": 2}
+# Figures read off the real manifests (shared/data/real-manifest/README.md), used when not --like.
+TRAIN_RACE_P = {"White": 0.548, "LatinoHispanic": 0.194, "Asian": 0.148, "Black": 0.048, "MiddleEastern": 0.047, "Indian": 0.015}
+EVAL_RACE_P = {"White": 0.324, "Asian": 0.254, "LatinoHispanic": 0.197, "Black": 0.116, "MiddleEastern": 0.073, "Indian": 0.036}
+EVAL_MASK_P = (0.448, 0.331, 0.221)  # mask, incorrect_mask, normal (train is 5:1:1)
+# (low, high inclusive, probability) age brackets of the given labels.
+TRAIN_AGE_BRACKETS = ((16, 17, 0.124), (18, 20, 0.225), (21, 24, 0.124), (25, 30, 0.082), (31, 39, 0.374), (40, 45, 0.05), (46, 50, 0.016), (51, 60, 0.005))
+EVAL_AGE_BRACKETS = ((12, 17, 0.014), (18, 24, 0.214), (25, 39, 0.639), (40, 50, 0.072), (51, 67, 0.061))
+TRAIN_FEMALE_P, EVAL_FEMALE_P = 0.594, 0.476
+TRAIN_GAN_P, EVAL_GAN_P = 0.666, 0.041
+JPEG_QUALITY = 90
+PNG_COMPRESS_LEVEL = 1  # fast; the PNGs stand in for FFHQ's, which are PNG in the real eval set
+
+
+@dataclass(frozen=True)
+class NoiseRates:
+    """Fractions of people whose given label is wrong, per noise kind (counts are rounded, >= 1 when > 0)."""
+
+    gender_flip: float = 0.04  # gender label is the other gender
+    age_shift: float = 0.08  # age label on the other side of a default-bin boundary (25 or 40)
+    mask_swap: float = 0.015  # train people whose normal / incorrect_mask files are swapped
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"noise rate {name} must be within [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    """What `make_demo` wrote."""
+
+    root: Path  # the data root (holds images/)
+    truth_path: Path
+    meta_path: Path
+    train_people: int
+    eval_images: int
+    images: int  # all files written
+    noise_counts: dict  # {"gender": n, "age": n, "mask": n} corrupted people (train) + eval images
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Person:
+    """One train person, or the person of one eval image. Labels: int codes, ages in years."""
+
+    pid: str
+    split: str
+    race: str
+    source: str  # "GAN" or "photo"
+    ext: str
+    given_gender: int
+    given_age: int
+    true_gender: int
+    true_age: int
+    eval_mask_type: str = ""  # eval only
+    swapped: bool = False  # train only: normal / incorrect_mask drawings swapped
+
+    @property
+    def key(self) -> str:
+        return f"{self.pid}_{GENDERS[self.given_gender]}_{self.race}_{self.given_age}"
+
+
+@dataclass(frozen=True)
+class _Image:
+    path: str  # data-relative, POSIX
+    person: _Person
+    true_mask: int
+    given_mask: int
+
+
+def _rng(seed: int, key: str) -> np.random.Generator:
+    """A generator that depends only on (seed, key): the basis of the worker-count-free determinism."""
+    digest = hashlib.sha256(f"{seed}\x1f{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+def _noise_count(rate: float, n: int) -> int:
+    if rate <= 0 or n == 0:
+        return 0
+    return min(n, max(1, int(round(rate * n))))
+
+
+def _sample_age(rng, brackets) -> int:
+    p = np.array([b[2] for b in brackets])
+    lo, hi, _ = brackets[rng.choice(len(brackets), p=p / p.sum())]
+    return int(rng.integers(lo, hi + 1))
+
+
+def _sample_people(rng, n_train: int, n_eval: int) -> list[_Person]:
+    """Given labels drawn to match the real manifests' figures; true = given until noise is injected."""
+    # Distinct ids across both splits, 100k- ids six digits, ffhq- ids five.
+    ids_100k = iter(rng.choice(100_000, size=n_train + n_eval, replace=False))
+    ids_ffhq = iter(rng.choice(70_000, size=n_train + n_eval, replace=False))
+    people = []
+    for split, n in (("train", n_train), ("eval", n_eval)):
+        race_p = TRAIN_RACE_P if split == "train" else EVAL_RACE_P
+        races, rp = list(race_p), np.array(list(race_p.values()))
+        for _ in range(n):
+            gan = rng.random() < (TRAIN_GAN_P if split == "train" else EVAL_GAN_P)
+            pid = f"100k-{next(ids_100k):06d}" if gan else f"ffhq-{next(ids_ffhq):05d}"
+            gender = int(rng.random() < (TRAIN_FEMALE_P if split == "train" else EVAL_FEMALE_P))
+            age = _sample_age(rng, TRAIN_AGE_BRACKETS if split == "train" else EVAL_AGE_BRACKETS)
+            mask_type = ""
+            if split == "eval":
+                mask_type = EVAL_MASK_TYPES[rng.choice(3, p=EVAL_MASK_P)]
+            people.append(_Person(
+                pid=pid, split=split, race=races[rng.choice(len(races), p=rp / rp.sum())],
+                source="GAN" if gan else "photo", ext="jpg" if gan else "png",
+                given_gender=gender, given_age=age, true_gender=gender, true_age=age, eval_mask_type=mask_type,
+            ))
+    return people
+
+
+_EVAL_NAME = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>.+)_(?P<age>\d+)_"
+                        r"(?P<mt>mask\d?|incorrect_mask|normal)\.(?P<ext>[A-Za-z]+)$")
+
+
+def _people_like(manifest_dir: Path, limit: int | None) -> list[_Person]:
+    """Train people and eval images with the names and labels of a real manifest (train.csv, info.csv)."""
+    import pandas as pd  # only the main process needs pandas
+
+    manifest_dir = Path(manifest_dir)
+    train_csv, info_csv = manifest_dir / "train.csv", manifest_dir / "info.csv"
+    for f in (train_csv, info_csv):
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} not found: --like expects a folder holding train.csv and info.csv")
+    train = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    info = pd.read_csv(info_csv, dtype=str, keep_default_na=False)
+    if limit is not None:
+        train, info = train.head(limit), info.head(limit)
+    people = []
+    for row in train.itertuples(index=False):
+        gan = "100k" in row.dataset or row.id.startswith("100k-")
+        gender = GENDERS.index(row.gender.strip().lower())
+        age = int(row.age)
+        key = f"{row.id}_{row.gender}_{row.race}_{row.age}"
+        if row.path and row.path != key:
+            raise ValueError(f"train.csv row {row.id}: path {row.path!r} does not match its labels ({key!r})")
+        people.append(_Person(pid=row.id, split="train", race=row.race, source="GAN" if gan else "photo",
+                              ext="jpg" if gan else "png", given_gender=gender, given_age=age,
+                              true_gender=gender, true_age=age))
+    for row in info.itertuples(index=False):
+        m = _EVAL_NAME.match(row.ImageID)
+        if not m:
+            raise ValueError(f"info.csv: cannot parse ImageID {row.ImageID!r}")
+        gan = "100k" in row.dataset or m["id"].startswith("100k-")
+        gender, age = GENDERS.index(m["gender"]), int(m["age"])
+        people.append(_Person(pid=m["id"], split="eval", race=m["race"], source="GAN" if gan else "photo",
+                              ext=m["ext"], given_gender=gender, given_age=age, true_gender=gender,
+                              true_age=age, eval_mask_type=m["mt"]))
+    return people
+
+
+def _shifted_age(rng, given_age: int) -> int:
+    """A true age on the other side of the nearest default-bin boundary (up to 5 years past it)."""
+    lo, hi = DEFAULT_BINS.edges
+    boundary = lo if abs(given_age - lo) <= abs(given_age - hi) else hi
+    d = int(rng.integers(0, 5))
+    return boundary + d if given_age < boundary else boundary - 1 - d
+
+
+def _inject_noise(rng, people: list[_Person], noise: NoiseRates) -> list[_Person]:
+    """Pick corrupted people per kind and set their TRUE labels to differ from the given ones."""
+    people = list(people)
+    for split in ("train", "eval"):
+        idx = [i for i, p in enumerate(people) if p.split == split]
+        n = len(idx)
+        for i in rng.choice(idx, size=_noise_count(noise.gender_flip, n), replace=False) if n else []:
+            people[i] = replace(people[i], true_gender=1 - people[i].given_gender)
+        for i in rng.choice(idx, size=_noise_count(noise.age_shift, n), replace=False) if n else []:
+            people[i] = replace(people[i], true_age=_shifted_age(rng, people[i].given_age))
+        if split == "train" and n:
+            for i in rng.choice(idx, size=_noise_count(noise.mask_swap, n), replace=False):
+                people[i] = replace(people[i], swapped=True)
+    return people
+
+
+def _images_of(person: _Person) -> list[_Image]:
+    if person.split == "eval":
+        code = EVAL_MASK_TYPE_CODES.get(person.eval_mask_type, 0)
+        return [_Image(f"images/eval/{person.key}_{person.eval_mask_type}.{person.ext}", person, code, code)]
+    out = []
+    for stem, given in TRAIN_MASK_TYPES.items():
+        true = given
+        if person.swapped and given in (1, 2):
+            true = 3 - given  # the file named normal shows an incorrect mask and vice versa
+        out.append(_Image(f"images/train/{person.key}/{stem}.{person.ext}", person, true, given))
+    return out
+
+
+def _draw_person(seed: int, person: _Person, images: list[_Image], root: str) -> int:
+    """Draw and write one person's photos; returns how many were written."""
+    look = face_drawing.sample_look(
+        _rng(seed, "look/" + person.split + "/" + person.key),
+        gender=person.true_gender, age=person.true_age, race=person.race, source=person.source, split=person.split,
+    )
+    for im in images:
+        shot = face_drawing.sample_shot(_rng(seed, "shot/" + im.path), mask=im.true_mask, split=person.split)
+        picture = face_drawing.draw_face(look, shot)
+        path = os.path.join(root, im.path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if im.path.lower().endswith(".png"):
+            picture.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        else:
+            picture.save(path, format="JPEG", quality=JPEG_QUALITY)
+    return len(images)
+
+
+def _draw_chunk(args) -> int:
+    seed, root, chunk = args
+    return sum(_draw_person(seed, person, images, root) for person, images in chunk)
+
+
+def _is_previous_demo(out: Path) -> bool:
+    try:
+        return json.loads((out / "demo.json").read_text()).get("format") == DEMO_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def prepare_output(out: Path, *, force: bool = False) -> None:
+    """Make `out` ready: empty, or a previous demo (cleared), or anything with `force`.
+
+    Raises FileExistsError for a non-empty folder that is not a previous demo, so a typo never
+    scatters thousands of faces into someone's data.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if _is_previous_demo(out):
+            shutil.rmtree(out / "images", ignore_errors=True)
+            for name in ("truth.csv", "demo.json"):
+                (out / name).unlink(missing_ok=True)
+        elif not force:
+            raise FileExistsError(f"{out} is not empty and holds no previous demo (demo.json); use --force to write into it")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def make_demo(out, *, people: int = 60, eval_images: int = 120, seed: int = 0, like=None,
+              noise: NoiseRates = NoiseRates(), workers: int | None = None,
+              progress: Callable[[int, int, str], None] | None = None,
+              like_limit: int | None = None, force: bool = False) -> DemoInfo:
+    """Draw the demo dataset into `out` (see the module docstring for the layout).
+
+    people / eval_images: sizes (ignored with `like`). like: a folder with a real manifest's
+    train.csv and info.csv whose names and labels are reproduced (`like_limit` keeps only the first
+    N rows of each, for quick tests). workers: processes for drawing (default: all cores).
+    progress(done, total, message) is called from this process as images are written.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    if people < 0 or eval_images < 0:
+        raise ValueError("people and eval_images must be >= 0")
+    prepare_output(out, force=force)
+    rng = _rng(seed, "plan")
+    plan = _people_like(Path(like), like_limit) if like is not None else _sample_people(rng, people, eval_images)
+    plan = _inject_noise(rng, plan, noise)
+    keys = [p.key + ("" if p.split == "train" else "_" + p.eval_mask_type) for p in plan]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the plan names two people or eval images the same")
+    per_person = [(p, _images_of(p)) for p in plan]
+    images = [im for _, ims in per_person for im in ims]
+    total = len(images)
+    meta = {
+        "format": DEMO_FORMAT, "version": DEMO_VERSION, "complete": False, "seed": seed,
+        "people": people if like is None else None, "eval_images": eval_images if like is None else None,
+        "like": str(like) if like is not None else None, "like_limit": like_limit,
+        "noise": asdict(noise), "noise_splits": {"gender": ["train", "eval"], "age": ["train", "eval"], "mask": ["train"]},
+        "noise_bins": DEFAULT_BINS.to_dict(),
+        "image_size": [face_drawing.WIDTH, face_drawing.HEIGHT],
+    }
+    # Written first with complete=false so an interrupted build is recognised (and may be rebuilt).
+    (out / "demo.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if progress:
+        progress(0, total, "drawing faces")
+
+    # Chunks of whole people, so a person's look is sampled once; ~50 images per chunk.
+    chunks, cur, n_cur = [], [], 0
+    for person, ims in per_person:
+        cur.append((person, ims))
+        n_cur += len(ims)
+        if n_cur >= 50:
+            chunks.append(cur)
+            cur, n_cur = [], 0
+    if cur:
+        chunks.append(cur)
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    done = 0
+    jobs = [(seed, str(out), chunk) for chunk in chunks]
+    if workers == 1 or len(chunks) <= 1:
+        for job in jobs:
+            done += _draw_chunk(job)
+            if progress:
+                progress(done, total, "drawing faces")
+    else:
+        # fork where there is one: no re-import of the caller's __main__ (stdin, notebooks, Streamlit
+        # scripts) and near-free start; the children only touch numpy, PIL and files.
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ctx.Pool(min(workers, len(chunks))) as pool:
+            for n in pool.imap_unordered(_draw_chunk, jobs):
+                done += n
+                if progress:
+                    progress(done, total, "drawing faces")
+
+    truth_path = out / "truth.csv"
+    _write_truth(truth_path, images)
+    counts = _noise_counts(plan)
+    meta.update(complete=True, counts={
+        "train_people": sum(p.split == "train" for p in plan),
+        "eval_images": sum(p.split == "eval" for p in plan), "images": total,
+    }, noise_counts=counts)
+    (out / "demo.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return DemoInfo(root=out, truth_path=truth_path, meta_path=out / "demo.json",
+                    train_people=meta["counts"]["train_people"], eval_images=meta["counts"]["eval_images"],
+                    images=total, noise_counts=counts, seconds=time.perf_counter() - t0)
+
+
+def _noise_counts(plan: list[_Person]) -> dict:
+    return {
+        "gender": sum(p.true_gender != p.given_gender for p in plan),
+        "age": sum(p.true_age != p.given_age for p in plan),
+        "mask": sum(p.swapped for p in plan),
+    }
+
+
+def _write_truth(path: Path, images: list[_Image]) -> None:
+    import csv
+
+    rows = sorted(images, key=lambda im: im.path)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(TRUTH_COLUMNS)
+        for im in rows:
+            p = im.person
+            w.writerow([
+                im.path, p.split, p.key, p.true_gender, p.given_gender, p.true_age, p.given_age,
+                im.true_mask, im.given_mask, p.true_gender != p.given_gender, p.true_age != p.given_age,
+                im.true_mask != im.given_mask,
+            ])
+
+
+def read_truth(root):
+    """truth.csv of a demo -> DataFrame (columns TRUTH_COLUMNS; flags as bool)."""
+    import pandas as pd
+
+    df = pd.read_csv(Path(root) / "truth.csv")
+    for c in ("gender_corrupted", "age_corrupted", "mask_corrupted"):
+        df[c] = df[c].astype(bool)
+    return df
+
+
+def contact_sheet(root, out_png, *, n: int = 36, columns: int = 6, seed: int = 0, thumb: int = 160):
+    """A grid of `n` demo images with their TRUE labels (and 'given' ones where corrupted) under each.
+
+    Samples evenly over mask states and splits so all three mask states and both sources show.
+    Returns the PIL image and saves it to `out_png`.
+    """
+    from PIL import Image, ImageDraw
+
+    from audit.labels import MASK_STATES
+
+    truth = read_truth(root)
+    rng = np.random.default_rng(seed)
+    picks = []
+    groups = [g for _, g in truth.groupby(["split", "true_mask"])]
+    while len(picks) < n and any(len(g) for g in groups):
+        for gi, g in enumerate(groups):
+            if len(g) and len(picks) < n:
+                j = int(rng.integers(len(g)))
+                picks.append(g.iloc[j])
+                groups[gi] = g.drop(g.index[j])
+    th = int(thumb * 4 / 3)
+    rows = (len(picks) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * thumb, rows * (th + 26)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, r in enumerate(picks):
+        x, y = (i % columns) * thumb, (i // columns) * (th + 26)
+        with Image.open(Path(root) / r.path) as im:
+            sheet.paste(im.convert("RGB").resize((thumb, th), Image.BILINEAR), (x, y))
+        source = "100k/GAN" if "/100k-" in r.path or r.path.split("/")[-1].startswith("100k-") else "ffhq/photo"
+        line1 = f"{MASK_STATES[r.true_mask]} {GENDERS[r.true_gender][0].upper()} {r.true_age} {r.split}"
+        notes = []
+        if r.gender_corrupted:
+            notes.append(f"named {GENDERS[r.given_gender]}")
+        if r.age_corrupted:
+            notes.append(f"named {r.given_age}")
+        if r.mask_corrupted:
+            notes.append(f"named {MASK_STATES[r.given_mask]}")
+        draw.text((x + 3, y + th + 1), line1, fill="black")
+        draw.text((x + 3, y + th + 13), ", ".join(notes) or source, fill="red" if notes else "gray")
+    sheet.save(out_png)
+    return sheet
