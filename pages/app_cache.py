@@ -350,3 +350,30 @@ def _predictions_with_suspects(run_path: str, stamp: tuple) -> pd.DataFrame:
     df["correct"] = df["pred_class"].to_numpy() == df["class_id"].to_numpy()
     df["suspect_score"], df["suspect_fields"] = suspect_scores(df, cached_suspects(run_path, stamp))
     return df
+
+
+# ----------------------------------------------------------------------------- export
+
+EXPORT_DOWNLOADS = {  # download label -> file name written by audit.export.export_all
+    "Relabeling list (relabel.csv)": "relabel.csv",
+    "Corrected train.csv": "train.csv",
+    "Corrected info.csv": "info.csv",
+    "All images, corrected (images.csv)": "images.csv",
+}
+
+
+@st.cache_data(show_spinner="Writing the export…", max_entries=4)
+def _export(reviews: str, data_root: str, data_stamp: tuple, fingerprint: str, last_decision_id: int) -> dict:
+    """export_all into a fresh workspace/exports/<time>/ folder, once per state of the decisions."""
+    from audit import export as audit_export
+
+    index = cached_index(data_root, data_stamp)
+    written = audit_export.export_all(review_store(reviews), index)
+    return {name: (str(path), Path(path).read_bytes()) for name, path in written.items()}
+
+
+def export_files(ctx: AppContext, latest: pd.DataFrame) -> dict[str, tuple[str, bytes, str]]:
+    """label -> (file name, CSV bytes, where it was written) for the download buttons."""
+    root = str(ctx.data_root.resolve())
+    files = _export(str(reviews_path()), root, dataset_stamp(Path(root)), ctx.fingerprint, int(latest["id"].max()))
+    return {label: (name, files[name][1], files[name][0]) for label, name in EXPORT_DOWNLOADS.items() if name in files}

@@ -1,6 +1,8 @@
 """Export: what was decided, and the relabeling list / corrected manifests to download."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages import app_cache
@@ -22,7 +24,8 @@ if latest.empty:
 
 m1, m2, m3 = st.columns(3)
 m1.metric("Decided items", f"{len(latest):,}")
-changed = latest[(latest["decision"].isin(["accept", "set"])) & (latest["new_value"] != latest["given"])]
+new_value, given = latest["new_value"].astype("float64"), latest["given"].astype("float64")  # NA -> NaN
+changed = latest[latest["decision"].isin(["accept", "set"]).to_numpy() & (new_value != given).to_numpy()]
 m2.metric("Labels changed", f"{len(changed):,}")
 m3.metric("Skipped", f"{int((latest['decision'] == 'skip').sum()):,}")
 
@@ -39,17 +42,13 @@ with st.expander("Full history (every decision, oldest first)"):
 
 st.subheader("Download")
 try:
-    from audit import export as audit_export
-except ImportError:
-    st.warning("The exporter (audit.export) is not in this checkout yet.")
-    st.stop()
-
-try:
     files = app_cache.export_files(ctx, latest)
 except Exception as err:
     st.error(f"Could not build the export: {app_cache.one_line(err)}")
     st.stop()
+st.caption("CSV, UTF-8 with BOM (Excel opens Korean text correctly). Written into the workspace too: "
+           f"`{Path(next(iter(files.values()))[2]).parent}`. Your images are never renamed or rewritten.")
 cols = st.columns(len(files))
-for col, (label, (name, data, written)) in zip(cols, files.items()):
-    col.download_button(label, data=data, file_name=name, mime="text/csv", key=f"export_download_{name.split('.')[0]}")
-    col.caption(f"also written to {written}")
+for col, (label, (name, data, _written)) in zip(cols, files.items()):
+    col.download_button(label, data=data, file_name=name, mime="text/csv", key=f"export_download_{name.split('.')[0]}",
+                        on_click="ignore", type="primary" if name == "relabel.csv" else "secondary")

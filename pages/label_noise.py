@@ -132,10 +132,11 @@ for i, (_, item) in enumerate(items.iterrows()):
     field = str(item["field"])
     key = (item["item"], field)
     done = decided.get(key)
-    # A note box belongs to a position on the page; refill it when another item moves there.
+    # Widgets belong to a position on the page; refill them when another item moves there.
     if st.session_state.get(f"label_noise_note_item_{i}") != key:
         st.session_state[f"label_noise_note_item_{i}"] = key
         st.session_state[f"label_noise_note_{i}"] = done.note if done is not None else ""
+        st.session_state[f"label_noise_value_{i}"] = int(item["suggested"])
     with st.container(border=True, key=f"label_noise_item_{i}"):
         head = (f"**#{int(item['rank'])} · {FIELD_NAMES.get(field, field)}** of "
                 f"{'person' if item['item_kind'] == 'person' else 'image'} `{item['item']}` ({item['split']})")
@@ -162,7 +163,7 @@ for i, (_, item) in enumerate(items.iterrows()):
                   on_click=save, args=(i, item, "accept"))
         c2.button(f"Keep: {value_name(field, item['given'])}", key=f"label_noise_keep_{i}",
                   on_click=save, args=(i, item, "keep"))
-        other = c3.selectbox("Another value", range(len(names)), format_func=lambda v: names[v],
+        other = c3.selectbox("Another value", range(len(names)), format_func=lambda v, names=names: names[v],
                              key=f"label_noise_value_{i}", label_visibility="collapsed")
         c4.button("Set", key=f"label_noise_set_{i}", on_click=save, args=(i, item, "set", int(other)))
         c5.button("Skip", key=f"label_noise_skip_{i}", on_click=save, args=(i, item, "skip"))
