@@ -231,6 +231,17 @@ def _images_of(person: _Person) -> list[_Image]:
     return out
 
 
+def _plan(*, people: int, eval_images: int, seed: int, like, like_limit, noise: NoiseRates) -> list[_Person]:
+    """Who is in the demo, with given and true labels: a pure function of the arguments (no drawing)."""
+    rng = _rng(seed, "plan")
+    plan = _people_like(Path(like), like_limit) if like is not None else _sample_people(rng, people, eval_images)
+    plan = _inject_noise(rng, plan, noise)
+    keys = [p.key + ("" if p.split == "train" else "_" + p.eval_mask_type) for p in plan]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the plan names two people or eval images the same")
+    return plan
+
+
 def _draw_person(seed: int, person: _Person, images: list[_Image], root: str) -> int:
     """Draw and write one person's photos; returns how many were written."""
     look = face_drawing.sample_look(
@@ -296,12 +307,7 @@ def make_demo(out, *, people: int = 60, eval_images: int = 120, seed: int = 0, l
     if people < 0 or eval_images < 0:
         raise ValueError("people and eval_images must be >= 0")
     prepare_output(out, force=force)
-    rng = _rng(seed, "plan")
-    plan = _people_like(Path(like), like_limit) if like is not None else _sample_people(rng, people, eval_images)
-    plan = _inject_noise(rng, plan, noise)
-    keys = [p.key + ("" if p.split == "train" else "_" + p.eval_mask_type) for p in plan]
-    if len(set(keys)) != len(keys):
-        raise ValueError("the plan names two people or eval images the same")
+    plan = _plan(people=people, eval_images=eval_images, seed=seed, like=like, like_limit=like_limit, noise=noise)
     per_person = [(p, _images_of(p)) for p in plan]
     images = [im for _, ims in per_person for im in ims]
     total = len(images)

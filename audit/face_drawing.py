@@ -559,6 +559,22 @@ def _draw_glasses(p: _Pen, look: Look):
     p.line([(-0.18, -0.16), (0.18, -0.16)], fill=col, width=0.03)
 
 
+def face_point(look: Look, x: float, y: float) -> tuple[float, float]:
+    """Where the face-unit point (x, y) lands in the final 384 x 512 image, pixels (x right, y down)."""
+    side = int(round(look.photo_side * RENDER_SCALE))
+    a = math.radians(look.rot)
+    s = look.scale * RENDER_SCALE
+    rx = look.cx * side + s * (math.cos(a) * x - math.sin(a) * y)
+    ry = look.cy * side + s * (math.sin(a) * x + math.cos(a) * y)
+    k = look.photo_side / side
+    return (WIDTH - look.photo_side) // 2 + rx * k, HEIGHT - look.photo_side + ry * k
+
+
+# Landmarks in face units, for tests and overlays.
+NOSE_TIP = (0.0, 0.34)
+MOUTH = (0.0, 0.68)
+
+
 def draw_face(look: Look, shot: Shot) -> Image.Image:
     """Render one photo: RGB PIL image, WIDTH x HEIGHT (384 x 512)."""
     rng = np.random.default_rng(look.seed)  # textures shared by a person's photos
