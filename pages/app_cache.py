@@ -57,9 +57,13 @@ def init_session_defaults() -> None:
 
 
 def demo_is_built(root: Path | None = None) -> bool:
+    """True when `root` holds a complete demo (make_demo marks demo.json complete when done)."""
+    import json
     root = root or workspace.demo_data_dir()
-    # truth.csv is written last by make_demo; a half-built demo lacks it.
-    return (root / "truth.csv").is_file() and (root / "images").is_dir()
+    try:
+        return bool(json.loads((root / "demo.json").read_text()).get("complete")) and (root / "images").is_dir()
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def demo_run_dir() -> Path:
@@ -138,24 +142,17 @@ def runs_listing() -> list[dict]:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def cached_model_card(run_path: str, stamp: tuple) -> dict | None:
-    """The model card JSON beside the run's checkpoint (weights/<name>/model_card.json), if any."""
-    import json
-    from audit.runs import Run
-    meta = Run.open(run_path).meta
-    ckpt = meta.get("checkpoint")
-    if not ckpt:
+def cached_model_card(checkpoint: str, stamp: tuple) -> dict | None:
+    """The model card of a run's checkpoint as a dict, or None when the checkpoint is not here."""
+    import dataclasses
+    from audit.model import read_card, resolve_checkpoint
+    path = Path(checkpoint)
+    if not path.is_absolute():
+        path = workspace.REPO_ROOT / path
+    if not resolve_checkpoint(path).is_file():
         return None
-    ckpt = Path(ckpt)
-    if not ckpt.is_absolute():
-        ckpt = workspace.REPO_ROOT / ckpt
-    for candidate in (ckpt.with_suffix(".json"), ckpt.parent / "model_card.json", ckpt.parent / "card.json"):
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text())
-            except ValueError:
-                return None
-    return None
+    card = read_card(path)
+    return dataclasses.asdict(card) if dataclasses.is_dataclass(card) else dict(card)
 
 
 @st.cache_data(show_spinner="Reading the embedding layout…", max_entries=8)
@@ -186,20 +183,39 @@ def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list
 
 
 @st.cache_resource(show_spinner="Loading the model for Grad-CAM…", max_entries=2)
-def gradcam_explainer(checkpoint: str):
-    """One GradCamExplainer per checkpoint, shared by every session (it is read-only)."""
+def gradcam_explainer(checkpoint: str, checkpoint_sha256: str):
+    """One GradCamExplainer per checkpoint, shared by every session (calls are serialised inside)."""
     from audit.gradcam import GradCamExplainer
-    return GradCamExplainer(checkpoint)
+    return GradCamExplainer.from_checkpoint(checkpoint)
+
+
+def run_checkpoint(meta: dict) -> Path | None:
+    """The run's checkpoint file (meta "checkpoint", relative paths from the repository), if present."""
+    ckpt = meta.get("checkpoint")
+    if not ckpt:
+        return None
+    path = Path(ckpt)
+    if not path.is_absolute():
+        path = workspace.REPO_ROOT / path
+    from audit.model import resolve_checkpoint
+    path = resolve_checkpoint(path)
+    return path if path.is_file() else None
 
 
 @st.cache_data(show_spinner="Computing Grad-CAM…", max_entries=64)
-def gradcam_overlays(run_path: str, data_root: str, rel_path: str, given_class: int, pred_class: int) -> list:
-    """[(caption, RGB uint8 image)] overlays for the given and predicted class, two methods; [] if unavailable."""
-    try:
-        import audit.gradcam  # noqa: F401
-    except ImportError:
-        return []
-    raise NotImplementedError("Grad-CAM wiring pending")
+def gradcam_overlays(checkpoint: str, checkpoint_sha256: str, image_file: str, image_stamp: tuple,
+                     head: str, given: int, predicted: int) -> list[tuple[str, object]]:
+    """[(caption, PIL overlay)] for the given and the predicted value of one head, Grad-CAM and EigenCAM."""
+    from PIL import Image
+    explainer = gradcam_explainer(checkpoint, checkpoint_sha256)
+    with Image.open(image_file) as img:
+        pair = explainer.explain_pair(img, head, int(given), int(predicted), methods=("gradcam", "eigencam"))
+    names = labels.field_value_names(head)
+    out = []
+    for method, title in (("gradcam", "Grad-CAM"), ("eigencam", "EigenCAM")):
+        for which, res in (("given", pair.for_given[method]), ("predicted", pair.for_predicted[method])):
+            out.append((f"{title} · {which}: {names[res.class_index]} (p={res.probability:.2f})", res.overlay))
+    return out
 
 
 @st.cache_resource(show_spinner=False)

@@ -35,7 +35,6 @@ def compute_queue() -> None:
         queue.to_parquet(tmp, index=False)
         os.replace(tmp, target)
         status.update(label=f"Review queue ready: {len(queue):,} items", state="complete")
-    st.cache_data.clear()
 
 
 queue = app_cache.cached_suspects(run_path, app_cache.run_stamp(ctx.run_path))

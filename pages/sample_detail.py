@@ -141,25 +141,36 @@ def draw_strip(ctx: app_cache.AppContext, rows: pd.DataFrame, *, highlight: str 
 
 
 def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
-    """Grad-CAM overlays for the given and the predicted class, two methods, on demand."""
+    """Grad-CAM and EigenCAM overlays for the given and the predicted value of a head, on demand."""
     st.markdown("**Grad-CAM**")
-    checkpoint = ctx.meta.get("checkpoint")
-    if ctx.meta.get("source") == "import" or not checkpoint:
+    if ctx.meta.get("source") == "import":
         st.caption("This run was imported from predictions made elsewhere: there is no model to explain.")
         return
-    key = f"detail_gradcam_{row['path']}"
-    if not st.session_state.get(key) and not st.button("Compute Grad-CAM (given vs predicted)",
-                                                      key="detail_gradcam_button"):
+    checkpoint = app_cache.run_checkpoint(ctx.meta)
+    if checkpoint is None:
+        st.caption(f"The run's checkpoint ({ctx.meta.get('checkpoint', 'unknown')}) is not on this machine, "
+                   "so Grad-CAM cannot run.")
         return
-    st.session_state[key] = True
+    heads = {"mask": ("mask", "pred_mask"), "gender": ("gender", "pred_gender"), "age": ("age_bin", "pred_age_bin")}
+    # start on the head that got it wrong (if any), where the heatmaps say the most
+    wrong = [h for h, (g, p) in heads.items() if int(row[g]) != int(row[p])]
+    h1, h2 = st.columns([2, 1])
+    head = h1.radio("Head", list(heads), index=list(heads).index(wrong[0]) if wrong else 0, horizontal=True,
+                    key="detail_gradcam_head")
+    key = f"detail_gradcam_{row['path']}"
+    if h2.button("Compute Grad-CAM", key="detail_gradcam_button"):
+        st.session_state[key] = True
+    if not st.session_state.get(key):
+        return
+    path = image_file(ctx, str(row["path"]))
+    if path is None:
+        return
+    g, p = heads[head]
     try:
-        overlays = app_cache.gradcam_overlays(str(ctx.run_path), str(ctx.index.root), str(row["path"]),
-                                              int(row["class_id"]), int(row["pred_class"]))
+        overlays = app_cache.gradcam_overlays(str(checkpoint), str(ctx.meta.get("checkpoint_sha256", "")), str(path),
+                                              app_cache._stat_stamp([path]), head, int(row[g]), int(row[p]))
     except Exception as err:
         st.error(f"Grad-CAM failed: {app_cache.one_line(err)}")
-        return
-    if not overlays:
-        st.info("Grad-CAM is not available in this checkout.")
         return
     cols = st.columns(len(overlays))
     for col, (caption, image) in zip(cols, overlays):

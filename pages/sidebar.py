@@ -78,24 +78,25 @@ def _build_demo_dataset(root: Path) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     bar.progress(1.0, text="Demo dataset ready")
-    st.cache_data.clear()
 
 
 def _predict_demo_run(root: Path, run_dir: Path) -> None:
     try:
         from audit.prediction import predict_run
     except ImportError:
-        return  # the classifier pieces are not in this checkout yet; the overview still works
+        return  # the classifier pieces are not in this checkout; the overview still works
+    st.info("First start: predicting the demo images with the committed demo model (weights/demo).")
     bar = st.progress(0.0, text="Predicting the demo run…")
     try:
-        predict_run(root, _demo_weights(), run_dir, progress=progress_callback(bar, "Predicting demo images"))
+        index = app_cache.cached_index(str(root.resolve()), app_cache.dataset_stamp(root.resolve()))
+        predict_run(index, _demo_weights(), run_dir, progress=progress_callback(bar, "Predicting demo images"))
     except Exception as err:
         st.error(f"Could not predict the demo run: {app_cache.one_line(err)}. "
                  f"Try `python -m audit demo` in a terminal to see the details.")
         return
     bar.progress(1.0, text="Demo run ready")
     st.session_state[RUN_KEY] = str(run_dir)
-    st.cache_data.clear()
+    app_cache.cached_run_list.clear()
 
 
 # ----------------------------------------------------------------------------- the sidebar
@@ -175,12 +176,20 @@ def _default_run(ctx: app_cache.AppContext, runs: list[dict]) -> None:
 def _model_card(ctx: app_cache.AppContext) -> None:
     meta = ctx.meta
     with st.expander("Model card", expanded=False):
+        checkpoint = app_cache.run_checkpoint(meta)
         card = None
-        try:
-            card = app_cache.cached_model_card(str(ctx.run_path), app_cache.run_stamp(ctx.run_path))
-        except Exception:
-            card = None
+        if checkpoint is not None:
+            try:
+                card = app_cache.cached_model_card(str(checkpoint), app_cache._stat_stamp([checkpoint]))
+            except Exception as err:
+                st.caption(f"Model card unreadable: {app_cache.one_line(err)}")
         if card:
+            st.markdown(f"**{card.get('arch', '?')}** · input {card.get('input_size')} · "
+                        f"pretrained: {card.get('pretrained', '?')} · {card.get('folds', 0)} folds, "
+                        f"{card.get('epochs', 0)} epochs")
+            for split, m in (card.get("metrics") or {}).items():
+                if isinstance(m, dict) and "macro_f1" in m:
+                    st.caption(f"{split}: macro F1 {m['macro_f1']:.3f}")
             st.json(card, expanded=False)
         st.caption(f"Checkpoint: {meta.get('checkpoint', 'unknown')}")
         if meta.get("created"):

@@ -55,3 +55,29 @@ def test_app_router_opens_on_overview_with_sidebar(app_data):
     assert at.session_state["data_dir"] == str(app_data.root)
     assert at.session_state["run_dir"] == str(app_data.run)
     assert at.text_input(key="sidebar_data_dir").value == str(app_data.root)
+
+
+def test_first_start_builds_the_demo_with_progress(tmp_path, monkeypatch):
+    """No dataset configured: app.py draws the demo into the workspace, then shows its overview."""
+    import audit.demo_data as demo_data
+    from streamlit.testing.v1 import AppTest
+
+    from audit import workspace
+
+    real_make_demo = demo_data.make_demo
+    calls = []
+
+    def small_demo(out, **kw):  # the real generator, at a test's size
+        calls.append(kw)
+        return real_make_demo(out, people=4, eval_images=8, workers=1, progress=kw.get("progress"))
+
+    monkeypatch.setattr(demo_data, "make_demo", small_demo)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert len(calls) == 1 and calls[0].get("progress") is not None
+    assert (workspace.demo_data_dir() / "demo.json").is_file()
+    assert at.title[0].value == "Overview"
+    assert {m.label: m.value for m in at.metric}["Images"] == f"{4 * 7 + 8:,}"
+    # a second run finds the demo built and does not draw it again
+    at.run()
+    assert len(calls) == 1
