@@ -10,8 +10,8 @@ def configure_parser(parser) -> None:
     parser.add_argument("--people", type=int, default=300, help="train people in the demo (default 300)")
     parser.add_argument("--eval", type=int, default=300, dest="eval_images", help="eval images (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="demo and training seed (default 0)")
-    parser.add_argument("--epochs", type=int, default=6, help="training epochs per fold (default 6)")
-    parser.add_argument("--folds", type=int, default=5, help="out-of-fold folds (default 5)")
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs per model (default 8)")
+    parser.add_argument("--folds", type=int, default=3, help="out-of-fold folds (default 3)")
     parser.add_argument("--arch", default=None, help="timm architecture (default: the demo model's)")
     parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="training input size (default: the demo model's)")

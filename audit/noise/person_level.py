@@ -5,6 +5,11 @@ combined before judging: the log-likelihood of value c is the sum over the perso
 log p(c | photo). The score is the log-likelihood ratio (nats) of the best other value against
 the given one: > 0 means the photos together favour another value. Eval rows (whose labels are
 per image) are judged alone, with the same formula over one photo.
+
+Each photo's probability already carries the model's class prior, so summing n photos would
+count it n times and hold rare values (an age bin of few people) down; with `prior_correction`
+the extra n - 1 copies are divided out: L(c) = sum_i log p(c | photo_i) - (n - 1) log prior(c),
+the prior being the mean head probability over the split's photos.
 """
 from __future__ import annotations
 
@@ -20,14 +25,14 @@ NAME = "person_level"
 
 
 def person_level(predictions: pd.DataFrame, *, fields=("gender", "age"), bins: L.AgeBins = L.DEFAULT_BINS,
-                 include_eval: bool = True) -> pd.DataFrame:
+                 include_eval: bool = True, prior_correction: bool = True) -> pd.DataFrame:
     """Detector frame (see audit.noise) for gender/age: train per person, eval per image."""
     frames = []
     train = predictions[predictions["split"] == "train"]
     if len(train):
         codes, people = person_groups(train)
         for field in fields:
-            frames.append(_judge(train, codes, people, field, bins, kind="person"))
+            frames.append(_judge(train, codes, people, field, bins, kind="person", prior_correction=prior_correction))
     if include_eval:
         ev = predictions[predictions["split"] != "train"]
         if len(ev):
@@ -35,17 +40,20 @@ def person_level(predictions: pd.DataFrame, *, fields=("gender", "age"), bins: L
             people = pd.DataFrame({"person": ev["person"].to_numpy(), "split": ev["split"].to_numpy(),
                                    "path": ev["path"].to_numpy(), "n": 1})
             for field in fields:
-                frames.append(_judge(ev, codes, people, field, bins, kind="image"))
+                frames.append(_judge(ev, codes, people, field, bins, kind="image", prior_correction=False))
     return concat_frames(frames)
 
 
-def _judge(df, codes, people, field, bins, *, kind):
+def _judge(df, codes, people, field, bins, *, kind, prior_correction):
     names = L.field_value_names(field, bins)
     p = head_probs(df, field)
     k = p.shape[1]
     n_items = len(people)
     loglik = np.zeros((n_items, k))
     np.add.at(loglik, codes, log_probs(p))
+    if prior_correction:
+        prior = np.clip(p.mean(axis=0), 1e-3, None)
+        loglik -= (people["n"].to_numpy()[:, None] - 1) * np.log(prior / prior.sum())[None, :]
     # Votes: how many photos have each value as their top prediction; mean p per value.
     votes = np.zeros((n_items, k), dtype=np.int64)
     np.add.at(votes, (codes, p.argmax(axis=1)), 1)
