@@ -557,18 +557,34 @@ def _check_ans(pairs, bins: AgeBins, csv_rel: str, findings: _Findings, scan: _S
 
 
 def _check_one(path: str, expected: tuple[int, int] | None) -> tuple[str, str] | None:
-    from PIL import Image  # only --check-images pays for PIL
+    from PIL import Image, ImageFile  # only --check-images pays for PIL
 
     try:
         with Image.open(path) as im:
+            fmt = im.format
             im.load()  # full decode: Image.open alone reads only the header
             size = im.size
     except Exception as err:  # whatever a broken file makes PIL raise, it is a finding
         text = f"{type(err).__name__}: {err}"
         return ("truncated_image" if "truncated" in str(err).lower() else "unreadable_image", text)
+    # Someone set Pillow's process-wide LOAD_TRUNCATED_IMAGES: load() then pads a cut file
+    # silently, so look for the format's end marker instead.
+    if ImageFile.LOAD_TRUNCATED_IMAGES and not _ends_cleanly(path, fmt):
+        return ("truncated_image", f"no {fmt} end marker (file cut short)")
     if expected is not None and tuple(size) != tuple(expected):
         return ("unexpected_size", f"{size[0]}x{size[1]} (w x h), expected {expected[0]}x{expected[1]}")
     return None
+
+
+def _ends_cleanly(path: str, fmt: str | None) -> bool:
+    """JPEG: an EOI marker (FF D9) in the last 1 KiB; PNG: an IEND chunk there; others: True."""
+    marker = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}.get(fmt or "")
+    if marker is None:
+        return True
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 1024))
+        return marker in fh.read()
 
 
 def find_bad_images(root: Path, paths: list[str], *, expected_size=EXPECTED_SIZE, workers: int | None = None,

@@ -524,3 +524,18 @@ def test_real_manifest_names_index_cleanly(tmp_path, real_manifest_dir):
     assert len(got) == 12600 and (got["class_id"] == got["ans"]).all()
     assert (train["author"] != "").all() and (ev["license"] != "").all()
     assert root.exists()
+
+
+def test_check_images_finds_truncation_even_when_pillow_is_told_to_load_truncated(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    root = make_tree(tmp_path / "d", people=PEOPLE[:1], eval_names=[])
+    jpg = _image_bytes("JPEG")
+    for p in root.rglob("*.jpg"):
+        p.write_bytes(jpg)
+    cut = root / "images" / "train" / PEOPLE[0] / "normal.jpg"
+    cut.write_bytes(jpg[: len(jpg) // 2])
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    index = index_dataset(root, check_images=True)
+    assert kinds(index) == {"truncated_image": [f"images/train/{PEOPLE[0]}/normal.jpg"]}
+    assert len(index.images) == 6

@@ -38,9 +38,11 @@ class _TqdmProgress:
     def __call__(self, done: int, total: int, message: str) -> None:
         if message != self._message:
             self.close()
-            self._bar = self._tqdm(total=total, desc=message, file=sys.stderr, unit="it", leave=False)
+            # disable=None: no bar when stderr is not a terminal (CI logs, pipes)
+            self._bar = self._tqdm(total=total, desc=message, file=sys.stderr, unit="it", leave=False, disable=None)
             self._message = message
-        self._bar.update(done - self._bar.n)
+        self._bar.n = done
+        self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:
