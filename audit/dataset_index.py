@@ -77,7 +77,7 @@ import pandas as pd
 
 from audit.labels import (
     DEFAULT_BINS, BIN_PRESETS, GENDERS, GENDER_NAMES, IMAGE_EXTENSIONS, MASK_NAMES, N_CLASSES,
-    EVAL_MASK_TYPES, TRAIN_MASK_TYPES, AgeBins, split_class,
+    EVAL_MASK_TYPES, TRAIN_MASK_TYPES, AgeBins, class_id, split_class,
 )
 from audit.name_parsing import (
     EVAL_PATTERN, PERSON_PATTERN, is_hidden, normalise_race, parse_eval_file, parse_gender,
@@ -243,10 +243,7 @@ class _Csv:
         self.col = {h: i for i, h in enumerate(header)}
         n = len(header)
         self.rows = [r + [""] * (n - len(r)) if len(r) < n else r for r in rows]
-        idx = [self.col.get(c) for c in PROVENANCE]
-        self._prov = [i for i in idx if i is not None]
-        self._prov_full = len(self._prov) == len(idx)
-        self._prov_idx = idx
+        self._prov_idx = [self.col.get(c) for c in PROVENANCE]
 
     def get(self, row: list[str], name: str) -> str:
         i = self.col.get(name)
@@ -441,7 +438,7 @@ def _ans_bins(ans: np.ndarray, ages: np.ndarray, bins: AgeBins) -> AgeBins:
     age bin encoded in ans agrees with the most names; ties keep the index's own bins."""
     best, best_hits = bins, -1
     for cand in (bins, *BIN_PRESETS.values()):
-        hits = int((ans % 3 == cand.bin(ages)).sum())
+        hits = int((split_class(ans)[2] == cand.bin(ages)).sum())
         if hits > best_hits:
             best, best_hits = cand, hits
     return best
@@ -542,7 +539,7 @@ def _check_ans(pairs, bins: AgeBins, csv_rel: str, findings: _Findings, scan: _S
     name_bin = ans_bins.bin(ages)
     for (a, age, i, rel, where), nb in zip(pairs, name_bin):
         row = scan.rows[i]
-        expect = row[8] * 6 + row[4] * 3 + int(nb)
+        expect = class_id(row[8], row[4], int(nb))
         if a == expect:
             continue
         m, g, b = split_class(a)
@@ -661,7 +658,7 @@ def index_dataset(root, *, bins: AgeBins = DEFAULT_BINS, check_images: bool = Fa
             findings.add(kind, rel, detail)
         dropped = {rel for kind, rel, _ in bad if kind != "unexpected_size"}
         if dropped:
-            images = images[~images["path"].isin(dropped)]
+            images = images[~images["path"].isin(dropped)].copy()
     images = _finish(images, bins)
     people = int(images.loc[images["split"] == "train", "person"].nunique())
     return DatasetIndex(data_root, layout, images, findings.frame(), people, fingerprint, bins)
@@ -675,5 +672,6 @@ def _finish(images: pd.DataFrame, bins: AgeBins) -> pd.DataFrame:
     age_bin = images["age_bin"].to_numpy().copy()
     age_bin[named] = bins.bin(images["age"].to_numpy()[named])
     images["age_bin"] = age_bin.astype(np.int64)
-    images["class_id"] = (images["mask"] * 6 + images["gender"] * 3 + images["age_bin"]).astype(np.int64)
+    images["class_id"] = np.asarray(class_id(images["mask"].to_numpy(), images["gender"].to_numpy(),
+                                             images["age_bin"].to_numpy()), dtype=np.int64)
     return images.sort_values(["split", "path"], kind="stable").reset_index(drop=True)
