@@ -136,7 +136,10 @@ class ReviewStore:
     def _open(self) -> sqlite3.Connection:
         # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE) so a write takes
         # the lock up front instead of failing half-way with "database is locked".
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        # check_same_thread=False: Streamlit runs each rerun in its own thread; `_lock` makes sure
+        # only one thread uses the connection at a time.
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                              check_same_thread=False)
         con.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # FULL: a committed decision is on disk before record() returns (NORMAL could lose the
         # last ones on power loss; reviews are slow human work, the fsync costs nothing here).

@@ -119,6 +119,29 @@ def test_undo_of_first_decision_is_skip(store):
     assert row["decision"] == "skip" and pd.isna(row["new_value"])
 
 
+def test_one_store_shared_by_threads(store):
+    """Streamlit shares one cached store between the threads of all sessions."""
+    import threading
+
+    errors = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(40):
+                store.record(FP, f"t{t}/img{i}.jpg", "gender", "set", given=0, new_value=1)
+                store.latest(FP)
+        except Exception as err:  # collected: an exception in a thread would not fail the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert len(store.latest(FP)) == 160
+
+
 # -- several processes --------------------------------------------------------------------------
 
 def _write_many(path, writer: int, n: int, start_event) -> None:
