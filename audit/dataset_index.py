@@ -306,17 +306,25 @@ def _compare_person(table: _Csv, row: list[str], line: int, csv_rel: str, person
             findings.add("csv_mismatch", rel, f"{where}: race {race} in the CSV, {person.race} in the name")
     if "age" in table.col:
         text = table.get(row, "age")
-        if not text.isdigit():
+        age = _whole_number(text)
+        if age is None or age < 0:
             findings.add("csv_invalid_value", rel, f"{where}: age {text!r} is not a whole number of years")
-        elif int(text) != person.age:
-            findings.add("csv_mismatch", rel, f"{where}: age {int(text)} in the CSV, {person.age} in the name")
+        elif age != person.age:
+            findings.add("csv_mismatch", rel, f"{where}: age {age} in the CSV, {person.age} in the name")
+
+
+def _whole_number(text: str) -> int | None:
+    """'37' or '37.0' (a spreadsheet's round trip) -> 37; anything else -> None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
 
 
 def _parse_ans(text: str) -> int | None:
-    text = str(text).strip()
-    if text.lstrip("-").isdigit() and 0 <= int(text) < N_CLASSES:
-        return int(text)
-    return None
+    value = _whole_number(text)
+    return value if value is not None and 0 <= value < N_CLASSES else None
 
 
 class _Scan:
@@ -342,7 +350,11 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
     matched: set[str] = set()
     ids: dict[str, str] = {}
     train_dir = data_root / train_rel
-    entries = _list_folder(str(train_dir))
+    try:
+        entries = _list_folder(str(train_dir))
+    except OSError as err:  # e.g. no permission: the split is as good as missing
+        findings.add("missing_split", train_rel, f"cannot list the folder: {err}")
+        entries = []
     folders = [name for name, is_dir, _ in entries if is_dir and not is_hidden(name)]
     total = len(entries)
     # Listing and stat-ing 2,700 folders is system calls: threads overlap them with the parsing below.
@@ -466,7 +478,11 @@ def _scan_eval(data_root: Path, eval_rel: str, csv_rel: str | None, bins: AgeBin
     matched: set[str] = set()
     # (ans, age from the name, row index, rel path, where): compared once the ans bins are known.
     ans_vs_name: list[tuple[int, int, int, str, str]] = []
-    entries = _list_folder(str(data_root / eval_rel))
+    try:
+        entries = _list_folder(str(data_root / eval_rel))
+    except OSError as err:  # e.g. no permission: the split is as good as missing
+        findings.add("missing_split", eval_rel, f"cannot list the folder: {err}")
+        entries = []
     total = len(entries)
     for done, (fname, is_dir, size) in enumerate(entries, 1):
         if progress is not None and (done % (_PROGRESS_EVERY * 7) == 0 or done == total):

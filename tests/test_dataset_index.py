@@ -539,3 +539,32 @@ def test_check_images_finds_truncation_even_when_pillow_is_told_to_load_truncate
     index = index_dataset(root, check_images=True)
     assert kinds(index) == {"truncated_image": [f"images/train/{PEOPLE[0]}/normal.jpg"]}
     assert len(index.images) == 6
+
+
+def test_csv_numbers_survive_a_spreadsheet_round_trip(tmp_path):
+    root = make_tree(tmp_path / "d", "competition")
+    rows = [_train_row(f) for f in PEOPLE]
+    rows[0][3] = rows[0][3] + ".0"      # 18.0
+    _write_csv(root / "train" / "train.csv", TRAIN_HEADER, rows)
+    info = [_info_row(n) for n in EVAL]
+    info[0][1] = info[0][1] + ".0"
+    _write_csv(root / "eval" / "info.csv", INFO_HEADER, info)
+    assert index_dataset(root).findings.empty
+    rows[0][3] = "18.5"
+    _write_csv(root / "train" / "train.csv", TRAIN_HEADER, rows)
+    assert kinds(index_dataset(root)) == {"csv_invalid_value": [f"train/images/{PEOPLE[0]}"]}
+
+
+def test_an_unlistable_split_is_a_finding(tmp_path, monkeypatch):
+    root = make_tree(tmp_path / "d")
+    real = di._list_folder
+
+    def deny_eval(path):
+        if path.endswith("eval"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(di, "_list_folder", deny_eval)
+    index = index_dataset(root)
+    assert kinds(index) == {"missing_split": ["images/eval"]}
+    assert len(index.images) == 28
