@@ -265,9 +265,8 @@ class _Pen:
 
     def pts(self, xy) -> list:
         xy = np.asarray(xy, float)
-        x = self.cx + self.c * xy[:, 0] - self.si * xy[:, 1]
-        y = self.cy + self.si * xy[:, 0] + self.c * xy[:, 1]
-        return list(zip(x.tolist(), y.tolist()))
+        out = xy @ np.array([[self.c, self.si], [-self.si, self.c]]) + (self.cx, self.cy)
+        return out.ravel().tolist()  # PIL takes a flat [x0, y0, x1, y1, ...] sequence
 
     def poly(self, xy, fill):
         self.draw.polygon(self.pts(xy), fill=fill)
@@ -279,9 +278,17 @@ class _Pen:
         self.draw.line(self.pts(xy), fill=fill, width=max(1, int(round(width * self.s))), joint="curve")
 
 
+_UNIT_ARCS: dict = {}
+
+
 def _ellipse(x, y, rx, ry, n=40, a0=0.0, a1=2 * math.pi):
-    t = np.linspace(a0, a1, n)
-    return np.stack([x + rx * np.cos(t), y + ry * np.sin(t)], 1)
+    """(n, 2) points on an ellipse arc from angle a0 to a1 (radians)."""
+    key = (n, a0, a1)
+    arc = _UNIT_ARCS.get(key)
+    if arc is None:  # the same few arcs recur thousands of times
+        t = np.linspace(a0, a1, n)
+        arc = _UNIT_ARCS[key] = np.stack([np.cos(t), np.sin(t)], 1)
+    return arc * (rx, ry) + (x, y)
 
 
 def _rgba(c, a):
@@ -344,7 +351,7 @@ def _draw_hair_back(p: _Pen, look: Look):
         body = [(w, -0.2), (w * 1.02, length - 0.3), (w * 0.8, length), (-w * 0.8, length), (-w * 1.02, length - 0.3), (-w, -0.2)]
         p.poly(np.concatenate([top, body]), fill=hc)
     elif look.hair_style == "bun":
-        p.ellipse(0.15 * look.parting, -H * 1.12, 0.45, 0.38, fill=hc)
+        p.ellipse(0.2 * look.parting, -H * 1.02 - 0.28, 0.5, 0.42, fill=hc)
     elif look.hair_style == "curly":
         t = np.linspace(0, 2 * math.pi, 80)
         r = 1 + 0.05 * np.sin(14 * t)
@@ -365,12 +372,12 @@ def _draw_hair_front(p: _Pen, look: Look, rng: np.random.Generator):
         line_y = -0.78
     fringe = look.fringe if style in ("long", "bob", "short", "bun") else 0.0
     line_y += 0.38 * fringe
-    cap_h = {"buzz": 1.02, "short": 1.1, "receding": 1.0}.get(style, 1.12)
-    cap_w = {"buzz": 1.04, "short": 1.1, "receding": 1.03}.get(style, 1.14)
+    cap_h = {"buzz": 1.02, "short": 1.07, "receding": 1.0}.get(style, 1.12)
+    cap_w = {"buzz": 1.03, "short": 1.06, "receding": 1.03}.get(style, 1.14)
     outer = _ellipse(0, -0.15, W * cap_w, H * cap_h, 36, math.pi * 0.98, math.pi * 2.02)
     xs = np.linspace(W * 1.02, -W * 1.02, 24)
     shape = np.cos(np.linspace(-math.pi / 2, math.pi / 2, 24))
-    temple_y = -0.15 if style != "receding" else -0.35
+    temple_y = {"receding": -0.35, "short": -0.25, "buzz": -0.3}.get(style, -0.15)
     ys = temple_y + (line_y - temple_y) * shape ** 0.6
     if fringe > 0:  # a ragged fringe edge
         ys = ys + 0.04 * np.sin(np.linspace(0, 9 * math.pi, 24)) * fringe
@@ -641,7 +648,8 @@ def _finish(img: Image.Image, look: Look) -> Image.Image:
     side = full
     if look.pad is None:
         # The scene continues: the photo's top rows, smoothed, fill the padding.
-        canvas = photo.crop((0, 0, side, 4)).resize((8, 1), Image.BILINEAR).resize((WIDTH, HEIGHT), Image.BILINEAR)
+        canvas = photo.crop((0, 0, side, 4)).resize((8, 1), Image.BILINEAR).resize((WIDTH, 1), Image.BILINEAR)
+        canvas = canvas.resize((WIDTH, HEIGHT), Image.NEAREST)
     else:
         canvas = Image.new("RGB", (WIDTH, HEIGHT), look.pad)
     canvas.paste(photo, ((WIDTH - side) // 2, HEIGHT - side))
