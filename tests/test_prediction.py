@@ -37,11 +37,17 @@ def checkpoint(tmp_path_factory, tiny_data):
     return make_checkpoint(tmp_path_factory.mktemp("weights") / "tiny", tiny_data)
 
 
-def test_run_is_complete_and_row_aligned(tiny_data, checkpoint, tmp_path):
+@pytest.fixture(scope="module")
+def base_run(tiny_data, checkpoint, tmp_path_factory):
+    """(run, progress calls) of the module checkpoint over the tiny data."""
     calls = []
-    path = P.predict_run(tiny_data, checkpoint, tmp_path / "run", workers=0, batch_size=8,
+    path = P.predict_run(tiny_data, checkpoint, tmp_path_factory.mktemp("runs") / "base", workers=0, batch_size=8,
                          progress=lambda done, total, msg: calls.append((done, total)))
-    run = R.Run.open(path)
+    return R.Run.open(path), calls
+
+
+def test_run_is_complete_and_row_aligned(tiny_data, checkpoint, base_run):
+    run, calls = base_run
     df = run.predictions
     n = len(tiny_data.images)
     assert list(df.columns) == R.prediction_columns()
@@ -64,8 +70,8 @@ def test_run_is_complete_and_row_aligned(tiny_data, checkpoint, tmp_path):
     assert calls[0] == (0, n) and calls[-1] == (n, n)
 
 
-def test_single_images_use_the_same_path(tiny_data, checkpoint, tmp_path):
-    run = R.Run.open(P.predict_run(tiny_data, checkpoint, tmp_path / "run", workers=0))
+def test_single_images_use_the_same_path(tiny_data, checkpoint, base_run):
+    run = base_run[0]
     model, card = load_checkpoint(checkpoint, device="cpu")
     rows = run.predictions.iloc[[0, 5, 22]]
     images = [Image.open(tiny_data.root / p) for p in rows["path"]]
@@ -118,8 +124,8 @@ def test_oof_of_other_data_is_ignored(tiny_data, tmp_path):
     assert (run.predictions["fold"] == -1).all()
 
 
-def test_existing_run_is_reused(tiny_data, checkpoint, tmp_path, monkeypatch):
-    path = P.predict_run(tiny_data, checkpoint, tmp_path / "run", workers=0)
+def test_existing_run_is_reused(tiny_data, checkpoint, base_run, tmp_path, monkeypatch):
+    path = base_run[0].path
     stamp = (path / "meta.json").stat().st_mtime_ns
     created = R.Run.open(path).meta["created"]
 
@@ -127,17 +133,21 @@ def test_existing_run_is_reused(tiny_data, checkpoint, tmp_path, monkeypatch):
         raise AssertionError("recomputed a run that should have been reused")
 
     monkeypatch.setattr(P, "predict_paths", must_not_run)
-    assert P.predict_run(tiny_data, checkpoint, tmp_path / "run", workers=0) == path
+    assert P.predict_run(tiny_data, checkpoint, path, workers=0, batch_size=3) == path
     assert (path / "meta.json").stat().st_mtime_ns == stamp
     assert R.Run.open(path).meta["created"] == created
     with pytest.raises(AssertionError, match="recomputed"):
-        P.predict_run(tiny_data, checkpoint, tmp_path / "run", workers=0, reuse=False)
+        P.predict_run(tiny_data, checkpoint, path, workers=0, reuse=False)
     monkeypatch.undo()
-    # another checkpoint (different weights -> different sha256) is recomputed into the same folder
+    # another checkpoint (different weights -> different sha256) is recomputed into a copy of the run
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
     other = make_checkpoint(tmp_path / "other", tiny_data, seed=1)
-    P.predict_run(tiny_data, other, tmp_path / "run", workers=0)
-    meta = R.Run.open(path).meta
-    assert meta["checkpoint"] == str(other.resolve())
+    P.predict_run(tiny_data, other, copy, workers=0)
+    meta = R.Run.open(copy).meta
+    assert meta["checkpoint"] == str(other.resolve()) and meta["created"] >= created
 
 
 def test_unreadable_images_are_skipped_and_listed(tmp_path, checkpoint):
@@ -146,9 +156,6 @@ def test_unreadable_images_are_skipped_and_listed(tmp_path, checkpoint):
     (root / broken).write_bytes(b"not a jpeg at all")
     index = index_dataset(root)
     assert broken in set(index.images["path"])
-    card = load_checkpoint(checkpoint, device="cpu")[1]
-    if card.data_fingerprint:  # the module checkpoint belongs to other data; fine for this test
-        pass
     run = R.Run.open(P.predict_run(index, checkpoint, tmp_path / "run", workers=0))
     assert broken not in set(run.predictions["path"])
     assert len(run.predictions) == len(index.images) - 1 == run.embeddings.shape[0]

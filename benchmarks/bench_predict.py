@@ -1,0 +1,121 @@
+"""Prediction throughput (images/s) against a decode-only pass over the same files, same settings.
+
+    python benchmarks/bench_predict.py [--people 100] [--eval-images 300] [--data DIR]
+        [--models demo,resnet18] [--batch-size 64] [--workers N] [--repeats 2]
+
+Draws a demo dataset (384x512 files, `audit.demo_data.make_demo`) into a temporary folder unless
+--data is given, indexes it, and for each model measures, on the same image list and with the same
+DataLoader (workers, batch size, the model card's preprocessing):
+
+- decode-only: read + decode (reduced-size JPEG decoding where the input is small) + resize +
+  normalise, no model: the floor a CPU pipeline cannot beat;
+- predict: `audit.prediction.predict_paths`, the code path of `python -m audit predict`
+  (decoding, forward pass, softmax, embeddings).
+
+The two passes alternate `--repeats` times; the best of each is reported, with the ratio
+predict / decode. Models: `demo` = weights/demo/model.pt when present (else a fresh
+`--demo-arch` at `--demo-size`), `resnet18` = a fresh (untrained) resnet18 fed the files at
+their full 512x384 (H x W); weights do not change the speed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from audit.dataset_index import index_dataset  # noqa: E402
+from audit.model import create_model, load_checkpoint  # noqa: E402
+from audit.prediction import _cpu_threads, _ImageFiles, _prepare, default_workers, predict_paths, resolve_device  # noqa: E402
+from audit.workspace import DEMO_WEIGHTS  # noqa: E402
+
+
+def decode_only(root, paths, card, *, batch_size, workers) -> int:
+    """Iterate the prediction DataLoader without a model; returns images seen."""
+    loader = torch.utils.data.DataLoader(_ImageFiles(root, paths, card), batch_size=batch_size, shuffle=False,
+                                         num_workers=workers, prefetch_factor=4 if workers else None)
+    n = 0
+    for x, pos, ok, _err in loader:
+        n += int(ok.sum())
+    return n
+
+
+def load_model(name: str, args):
+    if name == "demo":
+        checkpoint = DEMO_WEIGHTS / "model.pt"
+        if checkpoint.is_file():
+            model, card = load_checkpoint(checkpoint, device="cpu")
+            return model, card, f"weights/demo/model.pt ({card.arch}, input {card.image_size[0]}x{card.image_size[1]})"
+        h, w = args.demo_size
+        model = create_model(args.demo_arch, pretrained=False, img_size=(h, w))
+        return model, model.card, f"{args.demo_arch} untrained, input {h}x{w} (weights/demo not present yet)"
+    if name == "resnet18":
+        model = create_model("resnet18", pretrained=False, img_size=(512, 384))
+        return model, model.card, "resnet18 untrained, input 512x384 (the files' full size)"
+    raise SystemExit(f"unknown model {name!r}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="an existing dataset (default: draw a demo one)")
+    parser.add_argument("--people", type=int, default=100, help="demo train people (7 files each)")
+    parser.add_argument("--eval-images", type=int, default=300)
+    parser.add_argument("--models", default="demo,resnet18")
+    parser.add_argument("--demo-arch", default="mobilenetv3_small_100")
+    parser.add_argument("--demo-size", type=int, nargs=2, default=(128, 96), metavar=("H", "W"))
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader processes (default: all cores)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    workers = default_workers() if args.workers is None else args.workers
+    tmp = None
+    if args.data:
+        root = Path(args.data)
+    else:
+        from audit.demo_data import make_demo
+
+        tmp = tempfile.TemporaryDirectory(prefix="bench_predict_")
+        root = Path(tmp.name) / "demo"
+        t0 = time.perf_counter()
+        make_demo(root, people=args.people, eval_images=args.eval_images, seed=0)
+        print(f"drew the demo dataset in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    index = index_dataset(root)
+    paths = index.images["path"].tolist()[: args.limit]
+    exts = index.images["ext"].iloc[: len(paths)].value_counts().to_dict()
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
+    print(f"# {len(paths)} images {exts}; device {device} (GPU: {gpu}); {os.cpu_count()} cores; "
+          f"torch {torch.__version__}; python {platform.python_version()}; batch {args.batch_size}; workers {workers}")
+    print("| model | input (HxW) | decode-only img/s | predict img/s | ratio |")
+    print("|---|---|---|---|---|")
+    for name in args.models.split(","):
+        model, card, desc = load_model(name, args)
+        model = _prepare(model, device)
+        best_decode, best_predict = 0.0, 0.0
+        with _cpu_threads(device):
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                n = decode_only(root, paths, card, batch_size=args.batch_size, workers=workers)
+                best_decode = max(best_decode, n / (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                out = predict_paths(model, card, root, paths, batch_size=args.batch_size, device=device, workers=workers)
+                best_predict = max(best_predict, int(out["ok"].sum()) / (time.perf_counter() - t0))
+        print(f"| {desc} | {card.image_size[0]}x{card.image_size[1]} | {best_decode:.1f} | {best_predict:.1f} | "
+              f"{best_predict / best_decode:.2f} |", flush=True)
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
