@@ -179,7 +179,9 @@ def sample_look(rng: np.random.Generator, *, gender: int, age: float, race: str,
             cy += rng.uniform(0.05, 0.15)
     if is_photo:
         bg_kind = rng.choice(["gradient", "blobs", "blobs"])
-        bg = (tuple(int(v) for v in rng.integers(20, 235, 3)), tuple(int(v) for v in rng.integers(20, 235, 3)))
+        # Real scenes are mostly muted: random colours pulled towards a random grey.
+        muted = (int(rng.integers(60, 200)),) * 3
+        bg = tuple(_mix(tuple(int(v) for v in rng.integers(20, 235, 3)), muted, rng.uniform(0.3, 0.7)) for _ in range(2))
     else:
         bg_kind = rng.choice(["plain", "gradient"])
         g = int(rng.integers(150, 245))
@@ -213,7 +215,7 @@ def sample_look(rng: np.random.Generator, *, gender: int, age: float, race: str,
         light_angle=float(rng.uniform(0, 2 * math.pi)),
         light=float(rng.uniform(0.05, 0.45) if is_photo else rng.uniform(0.0, 0.18)),
         exposure=float(rng.normal(1.0, 0.12 if is_photo else 0.05)),
-        tint=tuple(float(v) for v in (1 + rng.normal(0, 0.06 if is_photo else 0.02, 3))),
+        tint=tuple(float(v) for v in (1 + rng.normal(0, 0.04 if is_photo else 0.015, 3))),
         grain=float(rng.uniform(1.5, 6) if is_photo else rng.uniform(0, 1.0)),
         blur=float(rng.uniform(0.3, 1.6) if is_photo else rng.uniform(0.4, 0.8)),
         seed=int(rng.integers(0, 2**31)),
@@ -334,7 +336,7 @@ def _background(look: Look, side: int, rng: np.random.Generator) -> Image.Image:
     if look.bg_kind == "blobs":
         for _ in range(int(rng.integers(3, 9))):
             bx, by, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.08, 0.3)
-            col = rng.integers(0, 255, 3).astype(np.float32)
+            col = (rng.integers(0, 255, 3) * 0.5 + c0 * 0.5).astype(np.float32)
             w = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * r * r))[..., None] * rng.uniform(0.3, 0.8)
             img = img * (1 - w) + col * w
     small_img = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
