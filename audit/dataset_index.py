@@ -26,6 +26,10 @@ The real info.csv's `ans` uses the default bins (<25, 25-39, >=40).
 `source` is "GAN" (100k Faces) or "photo" (FFHQ), from the CSV `dataset` column, else from the id
 prefix (`100k-`, `ffhq-`), else "unknown".
 
+Cost: names and one stat per file (folder listings run on threads); 31,500 files index in about a
+second of CPU (BENCHMARKS.md). `check_images=True` decodes every file on a thread pool. `progress`
+is always called from the calling thread (safe for Streamlit widgets), every few hundred items.
+
 Findings: a DataFrame (kind, path, detail); `path` is data-relative (POSIX). A finding never stops
 the index: the offending file is skipped (or kept and flagged, where said) and the rest loads.
 The kinds, stable strings:
@@ -65,6 +69,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
+import operator
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +120,8 @@ _MASK_TYPE_OF_STATE = ("mask", "incorrect_mask", "normal")
 _PLACEHOLDER_MIN_ROWS = 10
 # Report progress every this many person folders / images (a callback per item costs more than the scan).
 _PROGRESS_EVERY = 200
+# Person folders listed per thread task.
+_LIST_BATCH = 64
 
 Progress = Callable[[int, int, str], None]
 
@@ -230,7 +238,7 @@ def _list_folder(path: str) -> list[tuple[str, bool, int]]:
         for e in it:
             is_dir = e.is_dir()
             # stat only files: the size goes into the fingerprint and flags empty files
-            out.append((e.name, is_dir, -1 if is_dir or is_hidden(e.name) else e.stat().st_size))
+            out.append((e.name, is_dir, -1 if is_dir else e.stat().st_size))
     out.sort()
     return out
 
@@ -250,7 +258,7 @@ class _Csv:
         return row[i].strip() if i is not None else ""
 
     def provenance(self, row: list[str]) -> tuple[str, ...]:
-        return tuple(row[i].strip() if i is not None else "" for i in self._prov_idx)
+        return tuple([row[i].strip() if i is not None else "" for i in self._prov_idx])
 
 
 def _read_csv(path: Path, rel: str, key_columns: tuple[str, ...], findings: _Findings) -> _Csv | None:
@@ -328,11 +336,10 @@ def _parse_ans(text: str) -> int | None:
 
 
 class _Scan:
-    """Accumulates rows (tuples in IMAGE_COLUMNS order, age_bin/class_id filled later) and sizes."""
+    """Accumulates rows: lists in IMAGE_COLUMNS order (age_bin/class_id filled later) + file size."""
 
     def __init__(self):
         self.rows: list[list] = []
-        self.sizes: list[int] = []
 
 
 def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: _Findings,
@@ -359,7 +366,11 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
     total = len(entries)
     # Listing and stat-ing 2,700 folders is system calls: threads overlap them with the parsing below.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        listings = dict(zip(folders, pool.map(_try_list_folder, [str(train_dir / n) for n in folders])))
+        # Consumed in order, one per non-hidden folder below, while later ones are still listed;
+        # batches of folders per task, since a task costs more than listing one folder.
+        paths = [str(train_dir / n) for n in folders]
+        batches = pool.map(_try_list_folders, [paths[i:i + _LIST_BATCH] for i in range(0, len(paths), _LIST_BATCH)])
+        listings = itertools.chain.from_iterable(batches)
         for done, (name, is_dir, _size) in enumerate(entries, 1):
             if progress is not None and (done % _PROGRESS_EVERY == 0 or done == total):
                 progress(done, total, "scanning train folders")
@@ -370,6 +381,7 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
             if not is_dir:
                 findings.add("unknown_file", rel, "a file where a person folder belongs")
                 continue
+            files = next(listings)
             try:
                 person = parse_person(name)
             except ValueError as err:
@@ -389,7 +401,6 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
                     matched.add(key)
                     line, row, prov = hit
                     _compare_person(table, row, line, csv_rel, person, rel, findings)
-            files = listings[name]
             if isinstance(files, OSError):
                 findings.add("unknown_file", rel, f"cannot list the folder: {files}")
                 continue
@@ -402,11 +413,14 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
     return ids
 
 
-def _try_list_folder(path: str):
-    try:
-        return _list_folder(path)
-    except OSError as err:  # unreadable folder: a finding, not a crash
-        return err
+def _try_list_folders(paths: list[str]) -> list:
+    out = []
+    for path in paths:
+        try:
+            out.append(_list_folder(path))
+        except OSError as err:  # unreadable folder: a finding, not a crash
+            out.append(err)
+    return out
 
 
 def _scan_person(rel: str, folder: str, person, source: str, prov: tuple[str, ...],
@@ -421,21 +435,20 @@ def _scan_person(rel: str, folder: str, person, source: str, prov: tuple[str, ..
         if is_dir:
             findings.add("unknown_file", frel, "a folder inside a person folder")
             continue
-        if split_ext(fname)[1] not in IMAGE_EXTENSIONS:
-            findings.add("unknown_file", frel, f"not an image ({', '.join(IMAGE_EXTENSIONS)})")
-            continue
         try:
             mask_type, ext = parse_train_file(fname)
         except ValueError as err:
-            findings.add("unparseable_name", frel, str(err))
+            if split_ext(fname)[1] not in IMAGE_EXTENSIONS:
+                findings.add("unknown_file", frel, f"not an image ({', '.join(IMAGE_EXTENSIONS)})")
+            else:
+                findings.add("unparseable_name", frel, str(err))
             continue
         slots[mask_type].append(fname)
         if size == 0:
             findings.add("empty_file", frel, "zero bytes")
             continue
         scan.rows.append([frel, "train", folder, person.id, person.gender, person.race, person.age, -1,
-                          EVAL_MASK_TYPES[mask_type], mask_type, -1, ext, source, *prov])
-        scan.sizes.append(size)
+                          EVAL_MASK_TYPES[mask_type], mask_type, -1, ext, source, *prov, size])
     missing = [s for s in _SLOTS if s not in slots]
     if missing:
         findings.add("missing_files", rel, f"missing {', '.join(missing)} (has {sum(map(len, slots.values()))} of 7)")
@@ -530,12 +543,11 @@ def _scan_eval(data_root: Path, eval_rel: str, csv_rel: str | None, bins: AgeBin
                 ans_vs_name.append((ans, p.age, len(scan.rows), rel, f"{csv_rel} line {line}"))
             scan.rows.append([rel, "eval", name.key, p.id, p.gender, p.race, p.age, -1,
                               EVAL_MASK_TYPES[name.mask_type], name.mask_type, -1, ext,
-                              _source(p.id, prov[0]), *prov])
+                              _source(p.id, prov[0]), *prov, size])
         else:
             m, g, a = split_class(ans)
             scan.rows.append([rel, "eval", stem, stem, g, "", -1, a, m, _MASK_TYPE_OF_STATE[m], -1, ext,
-                              _source(stem, prov[0]), *prov])
-        scan.sizes.append(size)
+                              _source(stem, prov[0]), *prov, size])
     if csv_rows is not None:
         for key, (line, _row, _prov) in csv_rows.items():
             if key not in matched:
@@ -619,12 +631,12 @@ def find_bad_images(root: Path, paths: list[str], *, expected_size=EXPECTED_SIZE
     return out
 
 
-def _fingerprint(rows: list[list], sizes: list[int]) -> str:
+def _fingerprint(rows: list[list]) -> str:
+    """sha256 hex over rows in their (sorted) order: path, size, gender, race, age, mask_type, and
+    the age bin only where it is the label itself (ans-only rows), so bins do not change it."""
     h = hashlib.sha256()
-    for i in sorted(range(len(rows)), key=lambda i: rows[i][0]):
-        r = rows[i]
-        # path, size, gender, race, age, mask_type; age bin only where it is the label (from ans)
-        h.update(f"{r[0]}\t{sizes[i]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[9]}\t{r[7] if r[6] < 0 else ''}\n".encode())
+    for r in rows:
+        h.update(f"{r[0]}\t{r[-1]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[9]}\t{r[7] if r[6] < 0 else ''}\n".encode())
     return h.hexdigest()
 
 
@@ -665,8 +677,12 @@ def index_dataset(root, *, bins: AgeBins = DEFAULT_BINS, check_images: bool = Fa
             if pid in train_ids:
                 findings.add("id_in_train_and_eval", rel, f"id {pid} is also the train person {train_ids[pid]}")
 
-    fingerprint = _fingerprint(scan.rows, scan.sizes)
-    images = pd.DataFrame(scan.rows, columns=list(IMAGE_COLUMNS))
+    # Sort once in Python, by (split, path) = eval rows then train rows, each by path: cheaper than
+    # sorting the frame's arrow strings.
+    by_path = operator.itemgetter(0)
+    rows = sorted(scan.rows[n_train_rows:], key=by_path) + sorted(scan.rows[:n_train_rows], key=by_path)
+    fingerprint = _fingerprint(rows)
+    images = pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, "_size"]).drop(columns="_size")
     if check_images and len(images):
         bad = find_bad_images(data_root, images["path"].tolist(), expected_size=expected_size,
                               workers=workers, progress=progress)
@@ -681,7 +697,7 @@ def index_dataset(root, *, bins: AgeBins = DEFAULT_BINS, check_images: bool = Fa
 
 
 def _finish(images: pd.DataFrame, bins: AgeBins) -> pd.DataFrame:
-    """Fill age_bin (named rows) and class_id, fix dtypes, sort by (split, path)."""
+    """Fill age_bin (named rows) and class_id, fix dtypes; rows come sorted by (split, path)."""
     for col in ("gender", "age", "age_bin", "mask"):
         images[col] = images[col].astype(np.int64)
     named = images["age"].to_numpy() >= 0
@@ -690,4 +706,4 @@ def _finish(images: pd.DataFrame, bins: AgeBins) -> pd.DataFrame:
     images["age_bin"] = age_bin.astype(np.int64)
     images["class_id"] = np.asarray(class_id(images["mask"].to_numpy(), images["gender"].to_numpy(),
                                              images["age_bin"].to_numpy()), dtype=np.int64)
-    return images.sort_values(["split", "path"], kind="stable").reset_index(drop=True)
+    return images.reset_index(drop=True)

@@ -36,7 +36,10 @@ _EVAL_SUFFIX = re.compile(r"_(incorrect_mask|normal|mask[1-5]?)$", re.IGNORECASE
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-]*$")
 _AGE = re.compile(r"^\d{1,3}$")
 _PERSON_FAST = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)_(male|female)_([^\s_][^_]*?)_(\d{1,3})$", re.IGNORECASE)
+_EVAL_FAST = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*)_(male|female)_([^\s_][^_]*?)_(\d{1,3})"
+                        r"_(incorrect_mask|normal|mask[1-5]?)\.(jpe?g|png)$", re.IGNORECASE)
 _GENDER_CODE = {g: i for i, g in enumerate(GENDERS)}
+_TRAIN_NAMES = {f"{stem}.{ext}": (stem, ext) for stem in EVAL_MASK_TYPES for ext in IMAGE_EXTENSIONS}
 
 
 class PersonName(NamedTuple):
@@ -113,6 +116,9 @@ def parse_person(name: str) -> PersonName:
 
 def parse_train_file(name: str) -> tuple[str, str]:
     """Train file name -> (mask_type lower-case, ext); e.g. 'Normal.JPG' -> ('normal', 'jpg')."""
+    hit = _TRAIN_NAMES.get(name.lower())
+    if hit is not None:  # the 24 valid names, any case: one dict look-up
+        return hit
     stem, ext = split_ext(name)
     if ext not in IMAGE_EXTENSIONS:
         raise ValueError(f"extension {ext or '(none)'!r} is not one of {', '.join(IMAGE_EXTENSIONS)}")
@@ -124,6 +130,11 @@ def parse_train_file(name: str) -> tuple[str, str]:
 
 def parse_eval_file(name: str) -> EvalName:
     """Eval file name -> EvalName; e.g. 'ffhq-1_female_Asian_30_incorrect_mask.png'."""
+    m = _EVAL_FAST.match(name)
+    if m:  # the common case in one regex; the path below explains failures and reads odd races
+        pid, gender, race, age, mask_type, ext = m.groups()
+        person = PersonName(pid, _GENDER_CODE[gender.lower()], normalise_race(race), int(age))
+        return EvalName(person, name[: m.end(4)], mask_type.lower(), ext.lower())
     stem, ext = split_ext(name)
     if ext not in IMAGE_EXTENSIONS:
         raise ValueError(f"extension {ext or '(none)'!r} is not one of {', '.join(IMAGE_EXTENSIONS)}")
