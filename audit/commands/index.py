@@ -59,7 +59,7 @@ def _summary(index) -> str:
     ]
     for key, title in (("mask", "Mask"), ("gender", "Gender"), ("age_bin", "Age"), ("race", "Race"),
                        ("source", "Source"), ("ext", "Extension")):
-        lines.append(f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in c[key].items()))
+        lines.append(f"{title}: " + ", ".join(f"{k or '(none)'} {v:,}" for k, v in c[key].items()))
     lines.append(f"Fingerprint: {index.fingerprint[:16]}")
     f = index.findings
     if not len(f):
