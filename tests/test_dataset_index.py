@@ -568,3 +568,16 @@ def test_an_unlistable_split_is_a_finding(tmp_path, monkeypatch):
     index = index_dataset(root)
     assert kinds(index) == {"missing_split": ["images/eval"]}
     assert len(index.images) == 28
+
+
+def test_train_csv_without_path_column_matches_by_id(tmp_path):
+    root = make_tree(tmp_path / "d", "competition")
+    header = [h for h in TRAIN_HEADER if h != "path"]
+    rows = [[v for h, v in zip(TRAIN_HEADER, _train_row(f)) if h != "path"] for f in PEOPLE]
+    rows[1][3] = "38"                                   # age disagrees with ffhq-13643_..._37
+    rows.append(["ffhq-99999", "male", "White", "30", "", "", "", "", ""])
+    _write_csv(root / "train" / "train.csv", header, rows)
+    index = index_dataset(root)
+    assert kinds(index) == {"csv_mismatch": [f"train/images/{PEOPLE[1]}"], "csv_row_without_file": ["train/images"]}
+    assert "id ffhq-99999" in index.findings.set_index("kind").loc["csv_row_without_file", "detail"]
+    assert (index.images.loc[index.images["split"] == "train", "author"] != "").all()
