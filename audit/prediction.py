@@ -7,7 +7,8 @@ belongs to the same data: label-noise scores are only honest on predictions from
 not see the image. Otherwise train rows get the final model's probabilities with fold -1 and
 `meta["oof"]` says why.
 
-Device: CUDA (fp16 autocast, pinned host memory) when present, else CPU with all cores. Images
+Device: CUDA (fp16 autocast, pinned host memory) when present, else CPU with all cores: decoder
+processes on every core and the model on the cores they leave (`default_threads`). Images
 are decoded in DataLoader worker processes; JPEGs much larger than the input are decoded at a
 reduced scale (`Image.draft`, in `audit.model.ImageTransform`).
 
@@ -99,18 +100,29 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def default_workers() -> int:
-    """Decoding processes: all cores (the model's threads and the decoders share them on CPU)."""
+    """Decoding processes: all cores."""
     return max(1, os.cpu_count() or 1)
 
 
+def default_threads(workers: int) -> int:
+    """Intra-op threads for CPU inference: the cores the decoders leave free, at least one.
+
+    More threads than free cores is much slower, not a little: an OpenMP thread that waits for a
+    descheduled sibling at every layer's barrier stalls the whole pass (measured 7-10x slower with
+    2 threads than 1 on a busy 2-core box; see BENCHMARKS.md).
+    """
+    cores = max(1, os.cpu_count() or 1)
+    return max(1, cores - workers) if workers > 0 else cores
+
+
 @contextmanager
-def _cpu_threads(device: torch.device):
-    """Use every core for CPU inference; restore the process-wide setting afterwards."""
+def _cpu_threads(device: torch.device, threads: int):
+    """Set torch's intra-op threads for CPU inference; restore the process-wide setting afterwards."""
     if device.type != "cpu":
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(max(1, int(threads)))
     try:
         yield
     finally:
@@ -226,11 +238,12 @@ def predict_paths(model, card: ModelCard, root: str | Path, paths: Sequence[str]
 
 def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batch_size: int = 64,
                 device: str | torch.device | None = None, workers: int | None = None,
-                progress: Progress | None = None, reuse: bool = True) -> Path:
+                threads: int | None = None, progress: Progress | None = None, reuse: bool = True) -> Path:
     """Predict every image of `index` (a DatasetIndex) with a checkpoint into the run `run_dir`.
 
     checkpoint_path: model.pt or its folder. device: "cuda", "cpu" or None (best). workers:
-    decoding processes (default: all cores; 0 decodes in this process). progress(done, total,
+    decoding processes (default: all cores; 0 decodes in this process). threads: torch threads
+    on CPU (default: `default_threads(workers)`). progress(done, total,
     message). reuse: return an existing run of the same checkpoint and data untouched.
     Raises ValueError when the index's age bins differ from the model's.
     """
@@ -257,6 +270,7 @@ def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batc
 
     dev = resolve_device(device)
     workers = default_workers() if workers is None else max(0, int(workers))
+    threads = default_threads(workers) if threads is None else max(1, int(threads))
     t0 = time.perf_counter()
     model, card = load_checkpoint(checkpoint, device="cpu")
     model = _prepare(model, dev)
@@ -264,7 +278,7 @@ def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batc
 
     images = index.images
     t0 = time.perf_counter()
-    with _cpu_threads(dev):
+    with _cpu_threads(dev, threads):
         result = predict_paths(model, card, index.root, images["path"].tolist(), batch_size=batch_size,
                                device=dev, workers=workers, progress=progress)
     t_predict = time.perf_counter() - t0
@@ -294,6 +308,7 @@ def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batc
         "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
         "batch_size": int(batch_size),
         "workers": int(workers),
+        "threads": int(threads) if dev.type == "cpu" else None,
         "versions": library_versions(),
         "timings": {
             "load_s": round(t_load, 3),

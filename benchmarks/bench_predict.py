@@ -1,7 +1,7 @@
 """Prediction throughput (images/s) against a decode-only pass over the same files, same settings.
 
     python benchmarks/bench_predict.py [--people 100] [--eval-images 300] [--data DIR]
-        [--models demo,resnet18] [--batch-size 64] [--workers N] [--repeats 2]
+        [--models demo,resnet18] [--batch-size 64] [--configs default,2x2,1x1] [--repeats 2]
 
 Draws a demo dataset (384x512 files, `audit.demo_data.make_demo`) into a temporary folder unless
 --data is given, indexes it, and for each model measures, on the same image list and with the same
@@ -13,7 +13,8 @@ DataLoader (workers, batch size, the model card's preprocessing):
   (decoding, forward pass, softmax, embeddings).
 
 The two passes alternate `--repeats` times; the best of each is reported, with the ratio
-predict / decode. Models: `demo` = weights/demo/model.pt when present (else a fresh
+predict / decode. `--configs`: DataLoader workers x torch CPU threads to try, `WxT`, or `default`
+(what `python -m audit predict` uses: all cores as workers, `default_threads`). Models: `demo` = weights/demo/model.pt when present (else a fresh
 `--demo-arch` at `--demo-size`), `resnet18` = a fresh (untrained) resnet18 fed the files at
 their full 512x384 (H x W); weights do not change the speed.
 """
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit.dataset_index import index_dataset  # noqa: E402
 from audit.model import create_model, load_checkpoint  # noqa: E402
-from audit.prediction import _cpu_threads, _ImageFiles, _prepare, default_workers, predict_paths, resolve_device  # noqa: E402
+from audit.prediction import _cpu_threads, _ImageFiles, _prepare, default_threads, default_workers, predict_paths, resolve_device  # noqa: E402
 from audit.workspace import DEMO_WEIGHTS  # noqa: E402
 
 
@@ -71,14 +72,20 @@ def main() -> int:
     parser.add_argument("--demo-arch", default="mobilenetv3_small_100")
     parser.add_argument("--demo-size", type=int, nargs=2, default=(128, 96), metavar=("H", "W"))
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader processes (default: all cores)")
+    parser.add_argument("--configs", default="default", help="comma list of WORKERSxTHREADS or 'default'")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    workers = default_workers() if args.workers is None else args.workers
+    configs = []
+    for spec in args.configs.split(","):
+        if spec == "default":
+            configs.append((default_workers(), default_threads(default_workers())))
+        else:
+            w, t = (int(v) for v in spec.lower().split("x"))
+            configs.append((w, t))
     tmp = None
     if args.data:
         root = Path(args.data)
@@ -95,23 +102,27 @@ def main() -> int:
     exts = index.images["ext"].iloc[: len(paths)].value_counts().to_dict()
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
     print(f"# {len(paths)} images {exts}; device {device} (GPU: {gpu}); {os.cpu_count()} cores; "
-          f"torch {torch.__version__}; python {platform.python_version()}; batch {args.batch_size}; workers {workers}")
-    print("| model | input (HxW) | decode-only img/s | predict img/s | ratio |")
-    print("|---|---|---|---|---|")
+          f"torch {torch.__version__}; python {platform.python_version()}; batch {args.batch_size}; "
+          f"load average before: {os.getloadavg()[0]:.1f}")
+    print("| model | input (HxW) | workers x threads | decode-only img/s | predict img/s | ratio |")
+    print("|---|---|---|---|---|---|")
     for name in args.models.split(","):
         model, card, desc = load_model(name, args)
         model = _prepare(model, device)
-        best_decode, best_predict = 0.0, 0.0
-        with _cpu_threads(device):
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                n = decode_only(root, paths, card, batch_size=args.batch_size, workers=workers)
-                best_decode = max(best_decode, n / (time.perf_counter() - t0))
-                t0 = time.perf_counter()
-                out = predict_paths(model, card, root, paths, batch_size=args.batch_size, device=device, workers=workers)
-                best_predict = max(best_predict, int(out["ok"].sum()) / (time.perf_counter() - t0))
-        print(f"| {desc} | {card.image_size[0]}x{card.image_size[1]} | {best_decode:.1f} | {best_predict:.1f} | "
-              f"{best_predict / best_decode:.2f} |", flush=True)
+        for workers, threads in configs:
+            best_decode, best_predict = 0.0, 0.0
+            with _cpu_threads(device, threads):
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    n = decode_only(root, paths, card, batch_size=args.batch_size, workers=workers)
+                    best_decode = max(best_decode, n / (time.perf_counter() - t0))
+                    t0 = time.perf_counter()
+                    out = predict_paths(model, card, root, paths, batch_size=args.batch_size, device=device,
+                                        workers=workers)
+                    best_predict = max(best_predict, int(out["ok"].sum()) / (time.perf_counter() - t0))
+            print(f"| {desc} | {card.image_size[0]}x{card.image_size[1]} | {workers}x{threads} | {best_decode:.1f} | "
+                  f"{best_predict:.1f} | {best_predict / best_decode:.2f} |", flush=True)
+    print(f"# load average after: {os.getloadavg()[0]:.1f}")
     if tmp is not None:
         tmp.cleanup()
     return 0

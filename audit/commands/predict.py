@@ -1,5 +1,5 @@
 """`python -m audit predict DATA --weights weights/NAME [--run NAME|PATH] [--batch-size B] [--device cpu|cuda]
-[--workers N] [--no-reuse]`.
+[--workers N] [--threads T] [--no-reuse]`.
 
 Predicts every indexed image (train and eval) with the checkpoint into a run folder (default: the
 workspace's runs/<weights folder name>), indexing the data with the model's age bins. A run of
@@ -22,6 +22,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores; 0: none)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads on CPU (default: the cores the decoding processes leave, at least 1)")
     parser.add_argument("--no-reuse", action="store_true", help="recompute even if the run already holds these predictions")
 
 
@@ -72,7 +74,7 @@ def run(args) -> int:
     progress = _TqdmProgress()
     try:
         path = predict_run(index, checkpoint, run_dir, batch_size=args.batch_size, device=args.device,
-                           workers=args.workers, progress=progress, reuse=not args.no_reuse)
+                           workers=args.workers, threads=args.threads, progress=progress, reuse=not args.no_reuse)
     except ValueError as err:
         raise UsageError(str(err)) from None
     finally:
