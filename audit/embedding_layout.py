@@ -28,6 +28,8 @@ import numpy as np
 
 EMBEDDINGS_NAME = "embeddings.npy"
 METHODS = ("umap", "pca")
+# metrics whose neighbour graph we compute exactly with BLAS instead of umap's NN-descent
+EXACT_KNN_METRICS = ("cosine", "euclidean")
 # Bump when the layout computation changes in a way that makes old cached files wrong.
 LAYOUT_VERSION = 1
 
@@ -127,6 +129,52 @@ def pca_layout(embeddings: np.ndarray) -> np.ndarray:
     return out
 
 
+def exact_knn(embeddings: np.ndarray, k: int, *, metric: str = "cosine", chunk: int = 1024,
+              progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours by chunked matrix products (BLAS), each row's own index first.
+
+    (N, D) -> (indices (N, k) int64, distances (N, k) float32). metric: "cosine" (1 - cos) or
+    "euclidean". For 31,500 x 576 this is one 1.1 TFLOP GEMM in 1024-row chunks (130 MB each):
+    faster than umap's NN-descent on 2 cores, deterministic, and it skips compiling pynndescent.
+    """
+    if metric not in EXACT_KNN_METRICS:
+        raise ValueError(f"exact_knn supports {EXACT_KNN_METRICS}, not {metric!r}")
+    x = _clean(embeddings)
+    n = x.shape[0]
+    k = int(min(k, n))
+    if metric == "cosine":
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x /= np.where(norms > 0, norms, 1.0)
+    else:
+        sq = np.einsum("ij,ij->i", x, x)
+    indices = np.empty((n, k), dtype=np.int64)
+    dists = np.empty((n, k), dtype=np.float32)
+    starts = range(0, n, chunk)
+    for step, start in enumerate(starts):
+        stop = min(start + chunk, n)
+        d = x[start:stop] @ x.T  # (c, N) similarities
+        if metric == "cosine":
+            np.subtract(1.0, d, out=d)
+        else:
+            d *= -2.0
+            d += sq[start:stop, None]
+            d += sq[None, :]
+        np.maximum(d, 0.0, out=d)  # rounding can make near-duplicates slightly negative
+        rows = np.arange(stop - start)
+        d[rows, rows + start] = -1.0  # the point itself comes first, even among duplicates
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
+        part_d = np.take_along_axis(d, part, axis=1)
+        order = np.argsort(part_d, axis=1, kind="stable")
+        indices[start:stop] = np.take_along_axis(part, order, axis=1)
+        dists[start:stop] = np.take_along_axis(part_d, order, axis=1)
+        if progress:
+            progress(step + 1, len(starts), "exact nearest neighbours")
+    dists[:, 0] = 0.0
+    if metric == "euclidean":
+        np.sqrt(dists, out=dists)
+    return indices, dists
+
+
 def umap_layout(
     embeddings: np.ndarray,
     *,
@@ -139,9 +187,11 @@ def umap_layout(
 ) -> np.ndarray:
     """(N, D) embeddings -> (N, 2) float32 UMAP layout.
 
-    Imports umap here (first import in a process: ~25 s of numba compilation). n_neighbors is
-    clipped to N - 1 for tiny runs; below 4 rows UMAP is undefined and the PCA layout is returned.
-    With a seed umap runs single-threaded (its reproducibility rule); seed=None uses all cores.
+    Imports umap here (first import in a process: ~25 s of numba compilation). For cosine and
+    euclidean the neighbour graph is computed exactly by `exact_knn` and handed to umap; other
+    metrics use umap's own search. n_neighbors is clipped to N - 1 for tiny runs; below 4 rows
+    UMAP is undefined and the PCA layout is returned. With a seed, umap's optimisation runs
+    single-threaded (its reproducibility rule); seed=None uses all cores.
     """
     p = layout_params("umap", n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                       seed=seed, n_epochs=n_epochs)
@@ -149,14 +199,19 @@ def umap_layout(
     n = x.shape[0]
     if n < 4:
         return pca_layout(x)
+    k = min(p.n_neighbors, n - 1)
+    knn = (None, None, None)
+    if p.metric in EXACT_KNN_METRICS:
+        indices, dists = exact_knn(x, k, metric=p.metric, progress=progress)
+        knn = (indices, dists, None)
     if progress:
-        progress(0, 3, "loading umap (numba compilation on first use)")
+        progress(0, 2, "loading umap (numba compilation on first use)")
     import warnings
 
     import umap  # lazy: ~25 s of numba compilation on first import
 
     reducer = umap.UMAP(
-        n_neighbors=min(p.n_neighbors, n - 1),
+        n_neighbors=k,
         n_components=2,
         min_dist=p.min_dist,
         metric=p.metric,
@@ -165,16 +220,18 @@ def umap_layout(
         # umap forces one thread when seeded and warns about it; say it ourselves instead.
         n_jobs=1 if p.seed is not None else -1,
         low_memory=True,
+        precomputed_knn=knn,
         verbose=False,
     )
     if progress:
-        progress(1, 3, f"UMAP of {n:,} x {x.shape[1]} embeddings")
+        progress(1, 2, f"UMAP of {n:,} x {x.shape[1]} embeddings")
     with warnings.catch_warnings():
-        # "n_jobs value 1 overridden..." and spectral-init fallbacks are not the user's concern.
+        # "n_jobs overridden", "no search index: transform unavailable", spectral-init fallbacks:
+        # none is the user's concern.
         warnings.simplefilter("ignore", UserWarning)
         result = reducer.fit_transform(x)
     if progress:
-        progress(3, 3, "UMAP done")
+        progress(2, 2, "UMAP done")
     return np.ascontiguousarray(result, dtype=np.float32)
 
 

@@ -61,6 +61,26 @@ def test_pca_layout_edge_cases():
         el.pca_layout(np.zeros(5))
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_exact_knn_matches_brute_force(metric):
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(257, 12)).astype(np.float16)
+    x[5] = x[4]  # a duplicate: each of the pair must still list itself first
+    idx, dist = el.exact_knn(x, 8, metric=metric, chunk=50)
+    assert idx.shape == dist.shape == (257, 8) and dist.dtype == np.float32
+    assert np.array_equal(idx[:, 0], np.arange(257)) and np.all(dist[:, 0] == 0)
+    ref_d, ref_i = NearestNeighbors(n_neighbors=8, metric=metric, algorithm="brute").fit(
+        x.astype(np.float32)).kneighbors(x.astype(np.float32))
+    np.testing.assert_allclose(dist[:, 1:], ref_d[:, 1:], atol=1e-4)
+    assert (idx[:, 1:] == ref_i[:, 1:]).mean() > 0.99  # ties may order differently
+    assert set(idx[4, :2]) == {4, 5} and set(idx[5, :2]) == {4, 5}
+    assert np.all(np.diff(dist, axis=1) >= -1e-6)
+    with pytest.raises(ValueError):
+        el.exact_knn(x, 3, metric="manhattan")
+
+
 def test_params_are_normalised_and_checked():
     assert el.layout_params("umap") == el.layout_params("umap", n_neighbors=15, min_dist=0.1)
     assert el.layout_params("umap", n_neighbors=None) == el.layout_params("umap")
