@@ -198,3 +198,22 @@ def test_cli_predicts_then_reuses(tiny_data, checkpoint, tmp_path):
     assert again.returncode == 0 and "Reused" in again.stdout
     missing = subprocess.run(cmd[:6] + [str(tmp_path / "nope")], capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_tiny_demo_end_to_end_run(tiny_demo, tiny_checkpoint, tiny_run):
+    """Trained checkpoint (with oof.parquet) -> run: train rows out-of-fold, everything aligned."""
+    index = index_dataset(tiny_demo)
+    run = R.Run.open(tiny_run)
+    df = run.predictions
+    assert list(df["path"]) == list(index.images["path"]) and run.embeddings.shape[0] == len(df)
+    oof = pd.read_parquet(tiny_checkpoint.parent / "oof.parquet").set_index("path")
+    train = df[df["split"] == "train"].set_index("path")
+    assert run.meta["oof"]["used"] and run.meta["oof"]["rows"] == len(train) == len(oof)
+    assert (train["fold"].to_numpy() == oof.loc[train.index, "fold"].to_numpy()).all()
+    assert set(train["fold"]) == {0, 1}
+    np.testing.assert_allclose(train[list(R.P_MASK)].to_numpy(), oof.loc[train.index, list(R.P_MASK)].to_numpy(), atol=1e-6)
+    # a person's photos share one fold (folds split people)
+    assert (train.groupby("person")["fold"].nunique() == 1).all()
+    assert (df.loc[df["split"] == "eval", "fold"] == -1).all()
+    np.testing.assert_allclose(df[list(R.P_CLASS)].sum(axis=1), 1.0, atol=1e-4)
