@@ -9,19 +9,26 @@ import streamlit as st
 
 from pages import app_cache, sidebar
 
-st.set_page_config(page_title="Mask Audit", page_icon="😷", layout="wide")
+st.set_page_config(page_title="Mask Audit", page_icon=":material/masks:", layout="wide")
 app_cache.init_session_defaults()
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="📋", url_path="overview", default=True),
-    st.Page("pages/confusion.py", title="Confusion", icon="🔢", url_path="confusion"),
-    st.Page("pages/samples.py", title="Samples", icon="🖼️", url_path="samples"),
-    st.Page("pages/embeddings.py", title="Embeddings", icon="🗺️", url_path="embeddings"),
-    st.Page("pages/label_noise.py", title="Label noise", icon="🏷️", url_path="label_noise"),
-    st.Page("pages/export.py", title="Export", icon="📤", url_path="export"),
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page("pages/confusion.py", title="Confusion", icon=":material/grid_on:", url_path="confusion"),
+    st.Page("pages/samples.py", title="Samples", icon=":material/photo_library:", url_path="samples"),
+    st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
+    st.Page("pages/label_noise.py", title="Label noise", icon=":material/label:", url_path="label_noise"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
 ]
 
 page = st.navigation(PAGES)
+# A deep link opened before the router ever ran comes back here (see app_cache.route_through_app).
+goto = st.query_params.get(app_cache.GOTO_PARAM)
+if goto:
+    del st.query_params[app_cache.GOTO_PARAM]
+    target = next((p for p in PAGES if p.url_path == goto), None)
+    if target is not None and target.url_path != page.url_path:
+        st.switch_page(target)
 sidebar.ensure_demo()
 sidebar.draw_sidebar()
 page.run()

@@ -22,6 +22,7 @@ DATA_KEY = "data_dir"          # str: dataset folder, "" = the built-in demo
 RUN_KEY = "run_dir"            # str: run folder, "" = none chosen
 SAMPLES_SELECTION_KEY = "samples_incoming"  # dict handed to the Samples page by other pages
 REVIEWER_KEY = "reviewer"
+ROUTER_KEY = "router_ran"      # True once app.py ran in this session
 
 DEMO_RUN_NAME = "demo"
 
@@ -54,6 +55,7 @@ def init_session_defaults() -> None:
     st.session_state.setdefault(RUN_KEY, "")
     st.session_state.setdefault(SAMPLES_SELECTION_KEY, None)
     st.session_state.setdefault(REVIEWER_KEY, os.environ.get("USER", ""))
+    st.session_state[ROUTER_KEY] = True
 
 
 def demo_is_built(root: Path | None = None) -> bool:
@@ -306,6 +308,27 @@ def load_context() -> AppContext:
                                        f"({ctx.meta.get('data_root', 'unknown folder')}): choose a run of "
                                        f"this dataset, or predict one with `python -m audit predict`.")
     return ctx
+
+
+GOTO_PARAM = "goto"
+
+
+def route_through_app(url_path: str) -> None:
+    """Send a page opened outside the router back through app.py.
+
+    Streamlit treats a folder named `pages/` as an old-style multipage app until app.py has
+    called `st.navigation` once in the server process; a deep link (e.g. /samples) opened first
+    would run the page alone, without the sidebar. Redirect to app.py, which opens the page.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+        legacy = bool(PagesManager.uses_pages_directory)
+    except Exception:  # internal API moved: nothing to fix then
+        legacy = False
+    # Only once per session: after app.py ran, the process is in st.navigation mode for good
+    # (AppTest resets Streamlit's flag before every run, where a redirect would drop the click).
+    if legacy and not st.session_state.get(ROUTER_KEY):
+        st.switch_page("app.py", query_params={GOTO_PARAM: url_path})
 
 
 def page_context(*, need_data: bool = True, need_run: bool = False) -> AppContext:

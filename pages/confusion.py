@@ -6,6 +6,7 @@ import streamlit as st
 from audit import labels, metrics
 from pages import app_cache, plots
 
+app_cache.route_through_app("confusion")
 st.title("Confusion")
 ctx = app_cache.page_context(need_data=True, need_run=True)
 preds = ctx.predictions
@@ -34,7 +35,7 @@ slice_filters = {"split": split or None, "race": race or None, "source": source 
                  "gender": gender or None, "age_bin": age or None}
 part = metrics.slice_frame(preds, **slice_filters)
 
-c1, c2, c3 = st.columns([2, 2, 3])
+c1, c2, c3 = st.columns([3, 2, 2])
 head = c1.radio("Matrix", list(HEADS), horizontal=True, key="confusion_head")
 values = c2.radio("Values", ["Counts", "Row-normalised"], horizontal=True, key="confusion_values")
 given_col, pred_col, names = HEADS[head]

@@ -9,6 +9,7 @@ import streamlit as st
 from audit import embedding_layout, labels
 from pages import app_cache, plots
 
+app_cache.route_through_app("embeddings")
 st.title("Embeddings")
 ctx = app_cache.page_context(need_data=True, need_run=True)
 run_path = str(ctx.run_path)
@@ -86,8 +87,11 @@ only = c2.multiselect("Show split", ["train", "eval"], key="embeddings_split",
 rows = np.arange(len(df)) if not only else np.flatnonzero(df["split"].isin(only).to_numpy())
 hover = np.asarray(app_cache.cached_hover_text(run_path, stamp, bins), dtype=object)
 colour = COLOURS[colour_by](df).reset_index(drop=True)
+ORDERED = {"Given class": names, "Predicted class": names, "Mask (given)": labels.MASK_NAMES,
+           "Mask (predicted)": labels.MASK_NAMES, "Gender (given)": labels.GENDER_NAMES,
+           "Gender (predicted)": labels.GENDER_NAMES, "Age bin (given)": bins.labels, "Age bin (predicted)": bins.labels}
 fig = plots.embedding_figure(xy[rows], colour.iloc[rows].reset_index(drop=True), hover[rows],
-                             continuous=colour_by in CONTINUOUS)
+                             continuous=colour_by in CONTINUOUS, categories=ORDERED.get(colour_by))
 # customdata holds positions in `rows`; map back to rows of the run
 event = st.plotly_chart(fig, key="embeddings_chart", on_select="rerun", selection_mode=("box", "lasso"))
 st.caption("Drag a lasso (or switch to box select in the chart's toolbar) to select images; "

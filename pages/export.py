@@ -7,6 +7,7 @@ import streamlit as st
 
 from pages import app_cache
 
+app_cache.route_through_app("export")
 st.title("Export")
 ctx = app_cache.page_context(need_data=True)
 

@@ -15,6 +15,7 @@ from pages import app_cache, sample_detail
 ITEMS_PER_PAGE = 10
 FIELD_NAMES = {"mask": "Mask", "gender": "Gender", "age": "Age"}
 
+app_cache.route_through_app("label_noise")
 st.title("Label noise")
 ctx = app_cache.page_context(need_data=True, need_run=True)
 bins = ctx.bins
@@ -124,7 +125,7 @@ def save(i: int, item, decision: str, new_value=None) -> None:
 if msg := st.session_state.pop("label_noise_last_error", None):
     st.error(msg)
 if msg := st.session_state.pop("label_noise_last_saved", None):
-    st.toast(msg, icon="✅")
+    st.toast(msg, icon=":material/check:")
 
 preds = ctx.predictions
 for i, (_, item) in enumerate(items.iterrows()):

@@ -6,6 +6,7 @@ import streamlit as st
 from audit import labels
 from pages import app_cache, plots
 
+app_cache.route_through_app("overview")
 st.title("Overview")
 ctx = app_cache.page_context(need_data=True)
 index = ctx.index

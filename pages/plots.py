@@ -6,6 +6,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 SPLIT_COLOURS = {"train": "#4C78A8", "eval": "#F58518"}
+# Fixed colours for values whose meaning is a colour already (right/wrong, the two splits).
+KNOWN_COLOURS = {"correct": "#54A24B", "wrong": "#E45756", **SPLIT_COLOURS}
+# 24 distinguishable colours for categorical maps (up to 18 classes)
+CATEGORICAL = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#EECA3B", "#B279A2", "#FF9DA6",
+               "#9D755D", "#BAB0AC", "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B",
+               "#E377C2", "#7F7F7F", "#BCBD22", "#17BECF", "#393B79", "#637939", "#8C6D31", "#843C39")
 
 
 def count_bars(df: pd.DataFrame, column: str, *, names: dict | None = None, title: str = "",
@@ -51,20 +57,22 @@ def confusion_figure(matrix: np.ndarray, labels: list[str], *, normalised: bool,
         x=jj.ravel(), y=ii.ravel(), mode="markers", customdata=custom, hovertext=hover, hoverinfo="text",
         marker=dict(symbol="square", size=max(12, 400 // k), opacity=0.01, color="black"),
         selected=dict(marker=dict(opacity=0.25)), unselected=dict(marker=dict(opacity=0.01)), showlegend=False))
-    size = height or (620 if k > 6 else 320)
+    size = height or (720 if k > 6 else 340)
     fig.update_layout(
         title=title, height=size, margin=dict(l=10, r=10, t=40 if title else 10, b=10), dragmode=False,
         xaxis=dict(title="predicted", tickmode="array", tickvals=list(range(k)), ticktext=labels, side="bottom",
                    showgrid=False, zeroline=False, tickangle=-60 if k > 6 else 0),
         yaxis=dict(title="given", tickmode="array", tickvals=list(range(k)), ticktext=labels, autorange="reversed",
-                   showgrid=False, zeroline=False, scaleanchor="x"),
+                   showgrid=False, zeroline=False),
         clickmode="event+select")
     return fig
 
 
 def embedding_figure(xy: np.ndarray, colour: pd.Series, hover: list[str] | np.ndarray, *, title: str = "",
-                     continuous: bool = False, height: int = 650) -> go.Figure:
+                     continuous: bool = False, categories=None, height: int = 650) -> go.Figure:
     """WebGL scatter of an (N, 2) layout; `colour` (N,) is categorical or, if `continuous`, numeric.
+
+    `categories`: the legend order of categorical values (default: sorted).
 
     Each point's customdata is its row number in `xy`, so a selection maps back to rows.
     """
@@ -80,11 +88,14 @@ def embedding_figure(xy: np.ndarray, colour: pd.Series, hover: list[str] | np.nd
     else:
         values = colour.astype(str).to_numpy()
         hover = np.asarray(hover, dtype=object)
-        for value in sorted(set(values)):
+        # legend in the order values first appear in `categories` (e.g. class order), else sorted
+        order = [v for v in dict.fromkeys(map(str, categories))] if categories is not None else sorted(set(values))
+        for i, value in enumerate(v for v in order if v in set(values)):
             m = values == value
             fig.add_trace(go.Scattergl(
                 x=xy[m, 0], y=xy[m, 1], mode="markers", name=value, customdata=rows[m], hovertext=hover[m],
-                hoverinfo="text", marker=dict(size=marker_size)))
+                hoverinfo="text", marker=dict(size=marker_size,
+                                              color=KNOWN_COLOURS.get(value, CATEGORICAL[i % len(CATEGORICAL)]))))
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       dragmode="lasso", legend=dict(itemsizing="constant"),
                       xaxis=dict(showticklabels=False, zeroline=False),

@@ -98,7 +98,7 @@ def draw_detail(ctx: app_cache.AppContext, rel_path: str) -> None:
         st.markdown(f"**{rel_path}**  \n{row['split']} · person `{row['person']}` · race {row['race']} · age {row['age']}")
         given = labels.class_name(int(row["class_id"]), bins)
         pred = labels.class_name(int(row["pred_class"]), bins)
-        ok = "✅" if row["class_id"] == row["pred_class"] else "❌"
+        ok = ":green[:material/check_circle:]" if row["class_id"] == row["pred_class"] else ":red[:material/cancel:]"
         st.markdown(f"given: **{given}**  \npredicted: **{pred}** {ok} (confidence {row['confidence']:.3f})")
         if not np.isnan(row.get("pred_age", np.nan)):
             st.caption(f"predicted age: {row['pred_age']:.1f} years · fold {row['fold']}")
@@ -135,7 +135,7 @@ def draw_strip(ctx: app_cache.AppContext, rows: pd.DataFrame, *, highlight: str 
     cols = st.columns(max(len(rows), 7))
     for col, (_, r), thumb in zip(cols, rows.iterrows(), thumbs):
         col.image(str(thumb), width="stretch")
-        mark = "🔶 " if r["path"] == highlight else ""
+        mark = ":orange[:material/arrow_right:] " if r["path"] == highlight else ""
         col.caption(f"{mark}{r['mask_type']}  \npred {labels.MASK_NAMES[int(r['pred_mask'])]} · "
                     f"{labels.GENDER_NAMES[int(r['pred_gender'])][0]} · {ctx.bins.labels[int(r['pred_age_bin'])]}")
 

@@ -18,6 +18,7 @@ SORTS = {
     "Path": ("path", True),
 }
 
+app_cache.route_through_app("samples")
 st.title("Samples")
 ctx = app_cache.page_context(need_data=True, need_run=True)
 bins = ctx.bins
@@ -97,8 +98,9 @@ for start in range(0, len(page_rows), GRID_COLUMNS):
                                                      start=start), thumbs[start:start + GRID_COLUMNS]):
         with col.container(border=True):
             st.image(str(thumb), width="stretch")
-            mark = "✅" if row.correct else "❌"
-            st.markdown(f"{mark} **{row.confidence:.2f}**" + (f" · ⚠️ {row.suspect_score:.1f}" if row.suspect_score > 0 else ""))
+            mark = ":green[:material/check_circle:]" if row.correct else ":red[:material/cancel:]"
+            st.markdown(f"{mark} **{row.confidence:.2f}**"
+                        + (f" · :orange[:material/flag:] {row.suspect_score:.1f}" if row.suspect_score > 0 else ""))
             st.caption(f"given: {class_names[row.class_id]}  \npred: {class_names[row.pred_class]}")
             if st.button("Open", key=f"samples_open_{i}", width="stretch"):
                 opened = row.path
