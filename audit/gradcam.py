@@ -224,13 +224,13 @@ class GradCamExplainer:
     model: `MaskAuditNet` (forward -> dict of head logits) or any module whose forward returns
     head logits; card: its `ModelCard` (input size, normalisation). device: where to run (default
     the best one present: CUDA, else CPU). cpu_threads: torch intra-op threads during a CPU call
-    (None: leave torch's setting). One image through a small model gains little from threads, and
-    on a busy machine OpenMP's spinning threads can make it 10x slower (BENCHMARKS.md); the
-    setting is process-wide, so it is set for the call and restored after.
+    (None: leave torch's setting). One image through a small model gains little from threads,
+    and on a busy machine OpenMP's spinning threads made it ~28x slower (BENCHMARKS.md, Grad-CAM);
+    the setting is process-wide, so it is set for the call and restored after.
     """
 
     def __init__(self, model: nn.Module, card, device: str | torch.device | None = None,
-                 cpu_threads: int | None = None):
+                 cpu_threads: int | None = 1):
         from audit.model import best_device, create_eval_transform
 
         self.device = torch.device(device) if device is not None else best_device()
@@ -258,7 +258,7 @@ class GradCamExplainer:
 
     @classmethod
     def from_checkpoint(cls, path, device: str | torch.device | None = None,
-                        cpu_threads: int | None = None) -> "GradCamExplainer":
+                        cpu_threads: int | None = 1) -> "GradCamExplainer":
         from audit.model import load_checkpoint
 
         model, card = load_checkpoint(path, device=device)

@@ -158,6 +158,8 @@ def test_explainer_from_checkpoint(tmp_path):
 
 
 def test_cpu_threads_apply_during_the_call_only(cnn, monkeypatch):
+    assert cnn.cpu_threads == 1  # the default on CPU
+    assert GradCamExplainer(cnn.model, cnn.card, device="cpu", cpu_threads=None).cpu_threads is None
     explainer = GradCamExplainer(cnn.model, cnn.card, device="cpu", cpu_threads=1)
     seen = []
     original = explainer._run
