@@ -1,0 +1,140 @@
+"""`python -m audit demo [--people N] [--eval M] [--seed S] [--epochs E] [--folds K] [--use-committed]
+[--weights-out DIR] [--force]`.
+
+The whole pipeline on the built-in demo, in the workspace: draw the demo dataset
+(workspace/demo, unless a complete demo of the same size and seed is there), train the demo model
+with person-grouped out-of-fold predictions (workspace/weights/demo, unless the checkpoint there
+was trained on the same data with the same settings), and predict it into workspace/runs/demo.
+`--use-committed` predicts with the committed weights/demo checkpoint instead of training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from audit.cli import UsageError
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    from audit.commands.train import add_training_arguments
+    from audit.training import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED, demo_train_config
+
+    parser.add_argument("--people", type=int, default=DEMO_PEOPLE,
+                        help=f"demo train people, 7 photos each (default: {DEMO_PEOPLE})")
+    parser.add_argument("--eval", dest="eval_images", type=int, default=DEMO_EVAL_IMAGES,
+                        help=f"demo eval images (default: {DEMO_EVAL_IMAGES})")
+    parser.add_argument("--data-seed", type=int, default=DEMO_SEED, help=f"seed of the demo drawing (default: {DEMO_SEED})")
+    add_training_arguments(parser, demo_train_config())
+    parser.add_argument("--arch", default=demo_train_config().arch, help="timm architecture (default: %(default)s)")
+    parser.add_argument("--use-committed", action="store_true",
+                        help="predict with the committed weights/demo checkpoint instead of training")
+    parser.add_argument("--weights-out", default=None, metavar="DIR",
+                        help="where the trained demo checkpoint goes (default: workspace/weights/demo)")
+    parser.add_argument("--force", action="store_true", help="redraw the data, retrain and repredict even when current")
+
+
+def _demo_is_current(root: Path, people: int, eval_images: int, seed: int) -> bool:
+    try:
+        meta = json.loads((root / "demo.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(meta.get("complete")) and meta.get("like") is None and meta.get("people") == people \
+        and meta.get("eval_images") == eval_images and meta.get("seed") == seed
+
+
+def _checkpoint_is_current(checkpoint: Path, index, config) -> bool:
+    from audit.model import oof_path, read_card
+
+    if not checkpoint.is_file():
+        return False
+    try:
+        card = read_card(checkpoint)
+    except (OSError, ValueError):
+        return False
+    wanted = config.to_dict()
+    return card.data_fingerprint == index.fingerprint and card.train_config == wanted \
+        and (config.folds == 0 or oof_path(checkpoint).is_file())
+
+
+def _bar(desc: str, unit: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, progress
+
+
+def run(args) -> int:
+    from audit import workspace
+    from audit.commands.train import config_from_args, print_summary
+    from audit.dataset_index import index_dataset
+    from audit.demo_data import make_demo
+    from audit.model import read_card
+    from audit.prediction import predict_run
+    from audit.training import train_model
+
+    if args.people < 1 or args.eval_images < 0:
+        raise UsageError("--people must be >= 1 and --eval >= 0")
+    t0 = time.perf_counter()
+    timings = {}
+    root = workspace.demo_data_dir()
+    if args.force or not _demo_is_current(root, args.people, args.eval_images, args.data_seed):
+        bar, progress = _bar("drawing demo faces", "img")
+        make_demo(root, people=args.people, eval_images=args.eval_images, seed=args.data_seed, force=True,
+                  progress=progress)
+        bar.close()
+        print(f"demo data: drew {args.people} people x 7 + {args.eval_images} eval images into {root}", file=sys.stderr)
+    else:
+        print(f"demo data: {root} is current", file=sys.stderr)
+    timings["data_s"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    index = index_dataset(root)
+    timings["index_s"] = time.perf_counter() - t1
+
+    t1 = time.perf_counter()
+    if args.use_committed:
+        checkpoint = workspace.DEMO_WEIGHTS / "model.pt"
+        if not checkpoint.is_file():
+            raise UsageError(f"no committed demo checkpoint at {checkpoint}; run without --use-committed to train one")
+        card = read_card(checkpoint)
+        print(f"model: the committed {checkpoint} ({card.arch})", file=sys.stderr)
+    else:
+        config = config_from_args(args, arch=args.arch, pretrained=False, pretrained_file=None, bins=index.bins)
+        out = Path(args.weights_out) if args.weights_out else workspace.workspace_dir() / "weights" / "demo"
+        checkpoint = out / "model.pt"
+        if not args.force and _checkpoint_is_current(checkpoint, index, config):
+            print(f"model: {checkpoint} was trained on this data with these settings; reusing it", file=sys.stderr)
+        else:
+            command = "python -m audit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+                if sys.argv[1:2] == ["demo"] else None
+            result = train_model(index, config, out, how_to_reproduce=command)
+            print_summary(result, out=sys.stderr)
+            checkpoint = result.checkpoint
+    timings["train_s"] = time.perf_counter() - t1
+
+    t1 = time.perf_counter()
+    bar, progress = _bar("predicting", "img")
+    run_dir = predict_run(index, checkpoint, workspace.runs_dir() / "demo", progress=progress, reuse=not args.force)
+    bar.close()
+    timings["predict_s"] = time.perf_counter() - t1
+    total = time.perf_counter() - t0
+
+    metrics = read_card(checkpoint).metrics.get("eval") or {}
+    print(f"run: {run_dir}")
+    if metrics.get("n"):
+        print(f"demo model on the demo eval images: macro F1 {metrics['macro_f1']:.3f}, mask {metrics['mask_acc']:.3f}, "
+              f"gender {metrics['gender_acc']:.3f}, age {metrics['age_acc']:.3f}")
+    print("time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items()) + f"; total {total:.0f} s")
+    print("next: streamlit run app.py")
+    return 0

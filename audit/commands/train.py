@@ -1,0 +1,121 @@
+"""`python -m audit train DATA --arch NAME [--epochs E] [--folds K] [--img-size H W] [--batch-size B]
+[--lr LR] [--seed S] [--no-pretrained | --pretrained-file F] [--bins default|competition|LO,HI]
+[--balance weights|sampler|none] [--workers W] [--out weights/NAME]`.
+
+Trains K person-grouped fold models (keeping every train image's out-of-fold probabilities) and a
+final model on all train images; writes OUT/model.pt, OUT/model.json (the model card) and
+OUT/oof.parquet. Per-epoch progress bars (loss, validation macro F1) go to stderr, a summary to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from audit.cli import UsageError
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The options `train` and `demo` share; `defaults` is a TrainConfig."""
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help=f"epochs per model (default: {defaults.epochs})")
+    parser.add_argument("--folds", type=int, default=defaults.folds,
+                        help=f"person-grouped folds for out-of-fold predictions; 0 = none (default: {defaults.folds})")
+    size = defaults.img_size
+    parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=list(size) if size else None,
+                        help="model input height and width in pixels (default: "
+                             + (f"{size[0]} {size[1]})" if size else "the architecture's)"))
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"(default: {defaults.batch_size})")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"peak AdamW learning rate (default: {defaults.lr})")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
+                        help=f"(default: {defaults.weight_decay})")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help=f"(default: {defaults.seed})")
+    parser.add_argument("--balance", choices=("weights", "sampler", "none"), default=defaults.balance,
+                        help="class imbalance: per-head loss weights, a balanced sampler, or none (default: weights)")
+    parser.add_argument("--workers", type=int, default=None, help="data-loading processes (default: min(2, cores))")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    from audit.training import TrainConfig
+
+    d = TrainConfig()
+    parser.add_argument("data", metavar="DATA", help="dataset folder (seed or competition layout, or its parent)")
+    parser.add_argument("--arch", default=d.arch, help=f"timm architecture name (default: {d.arch})")
+    add_training_arguments(parser, d)
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--no-pretrained", action="store_true", help="train from scratch (no ImageNet weights)")
+    weights.add_argument("--pretrained-file", metavar="F", default=None,
+                         help="start the backbone from this local timm/torch state dict")
+    parser.add_argument("--bins", default="default", help="age bins: default, competition, or LO,HI (default: default)")
+    parser.add_argument("--out", default=None, help="output folder (default: weights/<arch>)")
+
+
+def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins):
+    from audit.training import TrainConfig
+
+    if args.workers is not None and args.workers < 0:
+        raise UsageError("--workers must be >= 0")
+    if args.img_size is not None and min(args.img_size) < 16:
+        raise UsageError("--img-size must be at least 16 16")
+    try:
+        return TrainConfig(arch=arch, pretrained=pretrained, pretrained_file=pretrained_file, epochs=args.epochs,
+                           folds=args.folds, img_size=tuple(args.img_size) if args.img_size else None,
+                           batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
+                           workers=args.workers, bins=bins, balance=args.balance)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def print_summary(result, out=sys.stdout) -> None:
+    m = result.card.metrics
+
+    def line(name, d):
+        if not d or not d.get("n"):
+            return
+        print(f"  {name:<4} n={d['n']:<6} macro F1 {d['macro_f1']:.3f}  mask {d['mask_acc']:.3f}  "
+              f"gender {d['gender_acc']:.3f}  age {d['age_acc']:.3f}"
+              + (f"  age MAE {d['age_mae']:.1f} y" if "age_mae" in d else ""), file=out)
+
+    print(f"checkpoint: {result.checkpoint} ({result.card.arch}, input {result.card.input_size[1]}x"
+          f"{result.card.input_size[2]}, trained in {result.seconds:.0f} s)", file=out)
+    line("oof", m.get("oof"))
+    line("eval", m.get("eval"))
+
+
+def run(args) -> int:
+    from audit.dataset_index import DatasetNotFound, index_dataset
+    from audit.labels import parse_bins
+    from audit.model import PretrainedWeightsUnavailable
+    from audit.training import train_model
+    from audit.workspace import WEIGHTS_DIR
+
+    try:
+        bins = parse_bins(args.bins)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.pretrained_file and not Path(args.pretrained_file).is_file():
+        raise UsageError(f"--pretrained-file not found: {args.pretrained_file}")
+    config = config_from_args(args, arch=args.arch, pretrained=not args.no_pretrained,
+                              pretrained_file=args.pretrained_file, bins=bins)
+    import timm
+
+    if not timm.is_model(args.arch):
+        raise UsageError(f"unknown timm architecture {args.arch!r} (python -c 'import timm; print(timm.list_models())')")
+    try:
+        index = index_dataset(args.data, bins=bins)
+    except DatasetNotFound as err:
+        raise UsageError(str(err)) from None
+    train_people = index.images.loc[index.images["split"] == "train", "person"].nunique()
+    if train_people == 0:
+        raise UsageError(f"no train images in {index.root}")
+    if config.folds > train_people:
+        raise UsageError(f"--folds {config.folds} needs at least {config.folds} train people; the data has {train_people}")
+    out = Path(args.out) if args.out else WEIGHTS_DIR / args.arch
+    command = "python -m audit train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
+        if sys.argv[1:2] == ["train"] else None
+    try:
+        result = train_model(index, config, out, how_to_reproduce=command)
+    except PretrainedWeightsUnavailable as err:
+        raise UsageError(str(err)) from None
+    print_summary(result)
+    return 0

@@ -1,0 +1,586 @@
+"""Person-grouped K-fold training with out-of-fold probabilities, then a final model on all train data.
+
+Label-noise scores are only honest on predictions from a model that did not train on the image,
+and a person's 7 photos share gender and age, so the folds split PEOPLE: `person_folds` gives every
+train row the fold of its person, fold model f trains on the other folds and predicts fold f. The
+final model (the checkpoint) trains on every train image and is what `audit.prediction` uses for
+eval images, embeddings and single images.
+
+`train_model(index, config, out)` writes `out/model.pt`, `out/model.json` (the model card) and
+`out/oof.parquet` (one row per train image: `path`, `person`, `fold`, `p_mask_0..2`,
+`p_gender_0..1`, `p_age_0..2`, `pred_age`), which `audit.prediction.predict_run` reuses for train rows.
+
+Speed on CPU: images are decoded once at the model's input size into one uint8 array (when it fits
+the memory budget) and every fold and epoch augments from memory, instead of decoding each JPEG
+(K + 1) x epochs times.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shlex
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from audit.labels import DEFAULT_BINS, N_AGE_BINS, N_GENDER, N_MASK, AgeBins, class_id
+from audit.model import (
+    AGE_SCALE,
+    MaskAuditNet,
+    ModelCard,
+    create_eval_transform,
+    create_model,
+    create_train_transform,
+    oof_path,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+
+Progress = Callable[[int, int, str], None]
+P_MASK = tuple(f"p_mask_{i}" for i in range(N_MASK))
+P_GENDER = tuple(f"p_gender_{i}" for i in range(N_GENDER))
+P_AGE = tuple(f"p_age_{i}" for i in range(N_AGE_BINS))
+OOF_COLUMNS = ("path", "person", "fold", *P_MASK, *P_GENDER, *P_AGE, "pred_age")
+BALANCE_CHOICES = ("weights", "sampler", "none")
+# Decoded images are kept in memory when they take at most this many bytes.
+CACHE_BUDGET_BYTES = 2 * 1024**3
+
+# The demo model: small and fast enough to train K folds + final from scratch on 2 CPU cores.
+DEMO_ARCH = "mobilenetv3_small_050"
+DEMO_IMG_SIZE = (96, 72)
+# The demo data `python -m audit demo` draws and the committed weights/demo checkpoint saw.
+DEMO_PEOPLE = 400
+DEMO_EVAL_IMAGES = 600
+DEMO_SEED = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Frozen so it can key caches; `to_dict()` goes into the model card."""
+
+    arch: str = DEMO_ARCH  # timm architecture name
+    pretrained: bool = True  # start from ImageNet weights (downloaded by timm)
+    pretrained_file: str | None = None  # or from this local state dict
+    epochs: int = 8  # per model (each fold model and the final model)
+    folds: int = 3  # K of the person-grouped K-fold; 0 = no out-of-fold predictions
+    img_size: tuple[int, int] | None = DEMO_IMG_SIZE  # (H, W); None = the architecture's default
+    batch_size: int = 64
+    lr: float = 2e-3  # peak AdamW learning rate (one-cycle schedule)
+    weight_decay: float = 0.02
+    seed: int = 0
+    workers: int | None = None  # DataLoader processes; None = min(2, cores)
+    bins: AgeBins = DEFAULT_BINS
+    label_smoothing: float = 0.05
+    balance: str = "weights"  # class imbalance: "weights" (per-head CE weights), "sampler", "none"
+    age_reg_weight: float = 0.2  # weight of the SmoothL1 age-regression loss (ages / AGE_SCALE)
+    drop_rate: float = 0.1  # dropout before the heads
+    cache_images: bool | None = None  # decode once into memory; None = when it fits the budget
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError("epochs must be >= 1")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError("folds must be 0 (no out-of-fold predictions) or >= 2")
+        if self.balance not in BALANCE_CHOICES:
+            raise ValueError(f"balance must be one of {BALANCE_CHOICES}, got {self.balance!r}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.img_size is not None:
+            object.__setattr__(self, "img_size", (int(self.img_size[0]), int(self.img_size[1])))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["bins"] = self.bins.to_dict()
+        d["img_size"] = list(self.img_size) if self.img_size is not None else None
+        return d
+
+    def num_workers(self) -> int:
+        return self.workers if self.workers is not None else min(2, os.cpu_count() or 1)
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path  # model.pt of the final model
+    card: ModelCard
+    oof: pd.DataFrame | None  # OOF_COLUMNS, one row per train image (None when folds == 0)
+    metrics: dict  # {"oof": {...}, "eval": {...}, "folds": [...]}
+    seconds: float
+    # fold -> the data-relative paths that fold's model trained on (for leak checks)
+    fold_train_paths: dict[int, frozenset] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- folds
+
+
+def person_folds(images: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
+    """Fold id (0..k-1) per row of an index's images, grouped by `person`; -1 for eval rows.
+
+    People are stratified by gender x age bin (StratifiedGroupKFold) so each fold's validation
+    set looks like the whole. Raises ValueError when there are fewer train people than folds.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    folds = np.full(len(images), -1, dtype=np.int64)
+    train = (images["split"] == "train").to_numpy()
+    rows = images[train]
+    people = rows["person"].to_numpy()
+    n_people = len(np.unique(people))
+    if n_people < k:
+        raise ValueError(f"{k} folds need at least {k} train people, the data has {n_people}")
+    strata = rows["gender"].to_numpy() * N_AGE_BINS + rows["age_bin"].to_numpy()
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    train_pos = np.flatnonzero(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members than n_splits"
+        for fold, (_, val) in enumerate(splitter.split(np.zeros(len(rows)), strata, groups=people)):
+            folds[train_pos[val]] = fold
+    return folds
+
+
+# ---------------------------------------------------------------- data
+
+
+def _open_image(path: Path):
+    from PIL import Image
+
+    img = Image.open(path)
+    return img
+
+
+class _Images(Dataset):
+    """Rows -> (image tensor (3,H,W), mask, gender, age_bin, age (years), position).
+
+    Pixels come from `cache` ((N,H,W,3) uint8, row-aligned) when given, else from the files.
+    """
+
+    def __init__(self, root: Path, paths: Sequence[str], labels: np.ndarray, transform,
+                 cache: np.ndarray | None = None, positions: np.ndarray | None = None):
+        self.root = Path(root)
+        self.paths = list(paths)
+        self.labels = labels  # (N, 4) int64: mask, gender, age_bin, age
+        self.transform = transform
+        self.cache = cache
+        # positions into `cache` (the cache holds every image of the index's selection)
+        self.positions = positions if positions is not None else np.arange(len(self.paths))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        if self.cache is not None:
+            img = Image.fromarray(self.cache[self.positions[i]])
+        else:
+            img = _open_image(self.root / self.paths[i])
+        x = self.transform(img)
+        m, g, a, age = self.labels[i]
+        return x, int(m), int(g), int(a), float(age), i
+
+
+class _Decode(Dataset):
+    """Files -> uint8 (H,W,3) at the card's input size (for the in-memory cache)."""
+
+    def __init__(self, root: Path, paths: Sequence[str], size: tuple[int, int], interpolation: str):
+        self.root = Path(root)
+        self.paths = list(paths)
+        self.size = size
+        self.interpolation = interpolation
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        h, w = self.size
+        img = _open_image(self.root / self.paths[i])
+        if getattr(img, "format", None) == "JPEG":
+            img.draft("RGB", (w, h))
+        img = img.convert("RGB")
+        if img.size != (w, h):
+            resample = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST}.get(self.interpolation, Image.BICUBIC)
+            img = img.resize((w, h), resample=resample, reducing_gap=None)
+        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
+
+
+def decode_images(root: Path, paths: Sequence[str], size: tuple[int, int], interpolation: str = "bicubic",
+                  *, workers: int = 0, progress: Progress | None = None) -> np.ndarray:
+    """Decode and resize every file once: -> (N, H, W, 3) uint8."""
+    out = np.empty((len(paths), size[0], size[1], 3), dtype=np.uint8)
+    loader = DataLoader(_Decode(root, paths, size, interpolation), batch_size=64, num_workers=workers,
+                        shuffle=False)
+    done = 0
+    for batch in loader:
+        out[done:done + len(batch)] = batch.numpy()
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(paths), "decoding images")
+    return out
+
+
+def _labels(rows: pd.DataFrame) -> np.ndarray:
+    return np.stack([rows["mask"].to_numpy(), rows["gender"].to_numpy(), rows["age_bin"].to_numpy(),
+                     rows["age"].to_numpy()], axis=1).astype(np.int64)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; numpy/random follow it for any
+    # transform that uses them.
+    import random
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+# ---------------------------------------------------------------- loss
+
+
+def class_weights(codes: np.ndarray, n: int) -> torch.Tensor:
+    """Inverse-frequency weights (n,), mean 1 over present classes; absent classes get 1."""
+    counts = np.bincount(np.asarray(codes, dtype=np.int64), minlength=n).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / (n * np.maximum(counts, 1)), 1.0)
+    present = counts > 0
+    w = w / w[present].mean()
+    return torch.tensor(w, dtype=torch.float32)
+
+
+class MultiHeadLoss(nn.Module):
+    """Sum of the three heads' cross-entropies + age_reg_weight x SmoothL1 on ages / AGE_SCALE."""
+
+    def __init__(self, weights: dict[str, torch.Tensor] | None, label_smoothing: float, age_reg_weight: float):
+        super().__init__()
+        weights = weights or {}
+        self.ce = nn.ModuleDict({
+            head: nn.CrossEntropyLoss(weight=weights.get(head), label_smoothing=label_smoothing)
+            for head in ("mask", "gender", "age")
+        })
+        self.age_reg_weight = age_reg_weight
+
+    def forward(self, out: dict, mask, gender, age_bin, age) -> torch.Tensor:
+        loss = self.ce["mask"](out["mask"], mask) + self.ce["gender"](out["gender"], gender) \
+            + self.ce["age"](out["age"], age_bin)
+        if self.age_reg_weight > 0:
+            loss = loss + self.age_reg_weight * nn.functional.smooth_l1_loss(
+                out["age_reg"] / AGE_SCALE, age.float() / AGE_SCALE)
+        return loss
+
+
+def warmup_cosine(total_steps: int, warmup: float = 0.15, floor: float = 0.02) -> Callable[[int], float]:
+    """LR multiplier per step: linear warm-up over `warmup` of the steps, then cosine down to `floor`."""
+    n_warm = max(1, int(round(total_steps * warmup)))
+
+    def factor(step: int) -> float:
+        if step < n_warm:
+            return (step + 1) / n_warm
+        t = min(1.0, (step - n_warm) / max(1, total_steps - n_warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def head_metrics(labels: np.ndarray, probs: dict[str, np.ndarray]) -> dict:
+    """labels (N,4) mask, gender, age_bin, age; probs per head (N,3),(N,2),(N,3) (+ "age_reg" (N,)).
+
+    -> {"n", "macro_f1" (18-class, sklearn average='macro'), "accuracy" (18-class),
+    "mask_acc", "gender_acc", "age_acc", "age_mae" (years)}.
+    """
+    from sklearn.metrics import f1_score
+
+    if len(labels) == 0:
+        return {"n": 0}
+    pm, pg, pa = (probs[h].argmax(1) for h in ("mask", "gender", "age"))
+    true_cls = class_id(labels[:, 0], labels[:, 1], labels[:, 2])
+    pred_cls = class_id(pm, pg, pa)
+    out = {
+        "n": int(len(labels)),
+        "macro_f1": round(float(f1_score(true_cls, pred_cls, average="macro")), 4),
+        "accuracy": round(float((true_cls == pred_cls).mean()), 4),
+        "mask_acc": round(float((pm == labels[:, 0]).mean()), 4),
+        "gender_acc": round(float((pg == labels[:, 1]).mean()), 4),
+        "age_acc": round(float((pa == labels[:, 2]).mean()), 4),
+    }
+    if "age_reg" in probs:
+        out["age_mae"] = round(float(np.abs(probs["age_reg"] - labels[:, 3]).mean()), 2)
+    return out
+
+
+# ---------------------------------------------------------------- one model
+
+
+@torch.no_grad()
+def predict_dataset(model: MaskAuditNet, dataset: Dataset, *, batch_size: int, workers: int) -> dict[str, np.ndarray]:
+    """-> {"mask": (N,3), "gender": (N,2), "age": (N,3) probabilities, "age_reg": (N,) years}."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size * 2, shuffle=False, num_workers=workers)
+    parts = {"mask": [], "gender": [], "age": [], "age_reg": []}
+    for x, *_ in loader:
+        out = model(x)
+        for head in ("mask", "gender", "age"):
+            parts[head].append(torch.softmax(out[head].float(), dim=1).numpy())
+        parts["age_reg"].append(out["age_reg"].float().numpy())
+    empty = {"mask": (0, N_MASK), "gender": (0, N_GENDER), "age": (0, N_AGE_BINS), "age_reg": (0,)}
+    return {h: np.concatenate(v) if v else np.zeros(empty[h], np.float32) for h, v in parts.items()}
+
+
+def _fit(model: MaskAuditNet, train_set: _Images, config: TrainConfig, *, seed: int, label: str,
+         val_set: _Images | None = None, progress: Progress | None = None, step0: int = 0,
+         total_steps: int = 0) -> list[dict]:
+    """Train `model` in place for config.epochs; -> per-epoch history (loss, validation metrics)."""
+    from tqdm.auto import tqdm
+
+    workers = config.num_workers()
+    generator = torch.Generator().manual_seed(seed)
+    labels = train_set.labels
+    sampler = None
+    weights = None
+    if config.balance == "weights":
+        weights = {"mask": class_weights(labels[:, 0], N_MASK), "gender": class_weights(labels[:, 1], N_GENDER),
+                   "age": class_weights(labels[:, 2], N_AGE_BINS)}
+    elif config.balance == "sampler":
+        # Draw images with probability inverse to their 18-class frequency.
+        cls = class_id(labels[:, 0], labels[:, 1], labels[:, 2])
+        freq = np.bincount(cls, minlength=18)[cls].astype(np.float64)
+        sampler = torch.utils.data.WeightedRandomSampler(torch.tensor(1.0 / freq), num_samples=len(cls),
+                                                         replacement=True, generator=generator)
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+                        num_workers=workers, generator=generator, worker_init_fn=_seed_worker,
+                        drop_last=len(train_set) > config.batch_size, persistent_workers=workers > 0)
+    criterion = MultiHeadLoss(weights, config.label_smoothing, config.age_reg_weight)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    steps = max(1, config.epochs * len(loader))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps))
+    history = []
+    step = step0
+    for epoch in range(config.epochs):
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(loader, desc=f"{label} epoch {epoch + 1}/{config.epochs}", file=sys.stderr, leave=False,
+                   dynamic_ncols=True, mininterval=1.0)
+        for x, mask, gender, age_bin, age, _ in bar:
+            out = model(x)
+            loss = criterion(out, mask, gender, age_bin, age)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(x)
+            count += len(x)
+            step += 1
+            bar.set_postfix(loss=f"{total / count:.3f}", refresh=False)
+            if progress is not None:
+                progress(step, total_steps, f"{label}: epoch {epoch + 1}/{config.epochs}")
+        entry = {"epoch": epoch + 1, "loss": round(total / max(count, 1), 4)}
+        if val_set is not None and len(val_set):
+            entry["val"] = head_metrics(val_set.labels, predict_dataset(model, val_set, batch_size=config.batch_size,
+                                                                        workers=workers))
+            bar.set_postfix(loss=f"{entry['loss']:.3f}", val_f1=f"{entry['val']['macro_f1']:.3f}")
+        bar.close()
+        val_text = f" val macro F1 {entry['val']['macro_f1']:.3f} (mask {entry['val']['mask_acc']:.3f}, " \
+                   f"gender {entry['val']['gender_acc']:.3f}, age {entry['val']['age_acc']:.3f})" if "val" in entry else ""
+        print(f"{label} epoch {epoch + 1}/{config.epochs}: loss {entry['loss']:.3f}{val_text}", file=sys.stderr)
+        history.append(entry)
+    return history
+
+
+# ---------------------------------------------------------------- the whole thing
+
+
+def default_command(config: TrainConfig, data: str | Path = "DATA", out: str | Path | None = None) -> str:
+    """The `python -m audit train` command line that reproduces `config`."""
+    parts = ["python", "-m", "audit", "train", str(data), "--arch", config.arch,
+             "--epochs", str(config.epochs), "--folds", str(config.folds)]
+    if config.img_size is not None:
+        parts += ["--img-size", str(config.img_size[0]), str(config.img_size[1])]
+    parts += ["--batch-size", str(config.batch_size), "--lr", str(config.lr), "--seed", str(config.seed)]
+    if config.bins != DEFAULT_BINS:
+        parts += ["--bins", config.bins.name if config.bins.name in ("default", "competition")
+                  else f"{config.bins.lo},{config.bins.hi}"]
+    if config.pretrained_file:
+        parts += ["--pretrained-file", str(config.pretrained_file)]
+    elif not config.pretrained:
+        parts.append("--no-pretrained")
+    if config.balance != "weights":
+        parts += ["--balance", config.balance]
+    if out is not None:
+        parts += ["--out", str(out)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _build(config: TrainConfig) -> MaskAuditNet:
+    return create_model(config.arch, pretrained=config.pretrained, pretrained_file=config.pretrained_file,
+                        bins=config.bins, img_size=config.img_size, drop_rate=config.drop_rate)
+
+
+def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: Progress | None = None,
+                how_to_reproduce: str | None = None) -> TrainResult:
+    """Train K person-grouped fold models (keeping their out-of-fold probabilities) and a final model
+    on every train image of `index` (a DatasetIndex); evaluate the final model on eval images.
+
+    out_path: a folder (-> folder/model.pt) or a .pt path. Writes the checkpoint, its card (.json)
+    and oof.parquet beside it. progress(done, total, message) is called per optimisation step.
+    """
+    t_start = time.perf_counter()
+    if tuple(index.bins.edges) != tuple(config.bins.edges):
+        raise ValueError(f"the index uses age bins {index.bins.describe()} but training asks for "
+                         f"{config.bins.describe()}: index the data with the same bins")
+    images = index.images
+    train_rows = images[images["split"] == "train"].reset_index(drop=True)
+    eval_rows = images[images["split"] == "eval"].reset_index(drop=True)
+    if train_rows.empty:
+        raise ValueError(f"no train images in {index.root}")
+    checkpoint = resolve_checkpoint(out_path)
+    workers = config.num_workers()
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    threads = torch.get_num_threads()
+    # Intra-op threads spin-wait for each other: on a CPU shared with the loader processes (or
+    # anything else) one descheduled thread stalls the rest, measured 12x slower with 2 threads on a
+    # busy 2-core box. Leave the loader workers their cores.
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    try:
+        torch.manual_seed(config.seed)
+        probe = _build(config)  # fails early (unknown arch, missing weights) before any decoding
+        card0 = probe.card
+        size = card0.image_size
+        train_tf, eval_tf = create_train_transform(card0), create_eval_transform(card0)
+
+        all_paths = train_rows["path"].tolist() + eval_rows["path"].tolist()
+        use_cache = config.cache_images
+        if use_cache is None:
+            use_cache = len(all_paths) * size[0] * size[1] * 3 <= CACHE_BUDGET_BYTES
+        cache = None
+        if use_cache:
+            cache = decode_images(index.root, all_paths, size, card0.interpolation, workers=workers)
+        n_train = len(train_rows)
+        train_labels = _labels(train_rows)
+        eval_labels = _labels(eval_rows)
+
+        def subset(rows_idx: np.ndarray, tf, *, eval_split=False) -> _Images:
+            rows = eval_rows if eval_split else train_rows
+            labels = eval_labels if eval_split else train_labels
+            offset = n_train if eval_split else 0
+            return _Images(index.root, rows["path"].to_numpy()[rows_idx], labels[rows_idx], tf, cache=cache,
+                           positions=rows_idx + offset)
+
+        folds = person_folds(train_rows, config.folds, config.seed) if config.folds else None
+        n_models = (config.folds or 0) + 1
+        steps_per_epoch = [math.ceil(np.sum(folds != f) / config.batch_size) for f in range(config.folds or 0)]
+        steps_per_epoch.append(math.ceil(n_train / config.batch_size))
+        total_steps = config.epochs * int(sum(steps_per_epoch))
+        step = 0
+
+        metrics: dict = {"folds": []}
+        fold_train_paths: dict[int, frozenset] = {}
+        oof = None
+        if folds is not None:
+            oof_probs = {"mask": np.zeros((n_train, N_MASK), np.float32), "gender": np.zeros((n_train, N_GENDER), np.float32),
+                         "age": np.zeros((n_train, N_AGE_BINS), np.float32), "age_reg": np.zeros(n_train, np.float32)}
+            for f in range(config.folds):
+                tr, va = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+                torch.manual_seed(config.seed * 1000 + f)
+                model = _build(config)
+                train_set = subset(tr, train_tf)
+                fold_train_paths[f] = frozenset(train_set.paths)
+                history = _fit(model, train_set, config, seed=config.seed * 1000 + f,
+                               label=f"fold {f + 1}/{config.folds}", val_set=subset(va, eval_tf),
+                               progress=progress, step0=step, total_steps=total_steps)
+                step += config.epochs * steps_per_epoch[f]
+                probs = predict_dataset(model, subset(va, eval_tf), batch_size=config.batch_size, workers=workers)
+                for head in oof_probs:
+                    oof_probs[head][va] = probs[head]
+                metrics["folds"].append({"fold": f, "train_images": int(len(tr)), "val_images": int(len(va)),
+                                         "val": head_metrics(train_labels[va], probs), "history": history})
+            metrics["oof"] = head_metrics(train_labels, oof_probs)
+            oof = pd.DataFrame({"path": train_rows["path"].to_numpy(), "person": train_rows["person"].to_numpy(),
+                                "fold": folds.astype(np.int64)})
+            for head, cols in (("mask", P_MASK), ("gender", P_GENDER), ("age", P_AGE)):
+                for j, col in enumerate(cols):
+                    oof[col] = oof_probs[head][:, j]
+            oof["pred_age"] = oof_probs["age_reg"]
+
+        torch.manual_seed(config.seed * 1000 + 999)
+        model = _build(config)
+        eval_set = subset(np.arange(len(eval_rows)), eval_tf, eval_split=True) if len(eval_rows) else None
+        history = _fit(model, subset(np.arange(n_train), train_tf), config, seed=config.seed * 1000 + 999,
+                       label="final" if n_models > 1 else "train", progress=progress, step0=step,
+                       total_steps=total_steps)
+        metrics["final"] = {"history": history}
+        if eval_set is not None:
+            metrics["eval"] = head_metrics(eval_labels, predict_dataset(model, eval_set, batch_size=config.batch_size,
+                                                                        workers=workers))
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
+
+    seconds = time.perf_counter() - t_start
+    card = card0.replace(
+        data_fingerprint=index.fingerprint,
+        data_root=str(index.root),
+        folds=int(config.folds),
+        epochs=int(config.epochs),
+        metrics=_card_metrics(metrics),
+        train_config=config.to_dict(),
+        how_to_reproduce=how_to_reproduce or default_command(config, index.root, checkpoint.parent),
+        train_seconds=round(seconds, 1),
+        created=card0.created,
+    )
+    model.card = card
+    checkpoint = save_checkpoint(model, card, checkpoint)
+    oof_file = oof_path(checkpoint)
+    if oof is not None:
+        tmp = oof_file.with_suffix(".parquet.tmp")
+        oof.to_parquet(tmp, index=False)
+        tmp.replace(oof_file)
+    elif oof_file.exists():
+        oof_file.unlink()  # a stale file from an earlier training would pass for this model's
+    return TrainResult(checkpoint=checkpoint, card=card, oof=oof, metrics=metrics, seconds=seconds,
+                       fold_train_paths=fold_train_paths)
+
+
+def _card_metrics(metrics: dict) -> dict:
+    """The card keeps summaries: OOF and eval metrics, each fold's validation, final training loss."""
+    out = {}
+    if "oof" in metrics:
+        out["oof"] = metrics["oof"]
+    if "eval" in metrics:
+        out["eval"] = metrics["eval"]
+    if metrics.get("folds"):
+        out["folds"] = [{k: v for k, v in f.items() if k != "history"} for f in metrics["folds"]]
+    hist = metrics.get("final", {}).get("history") or []
+    if hist:
+        out["final_train_loss"] = hist[-1]["loss"]
+    return out
+
+
+def demo_train_config(**changes) -> TrainConfig:
+    """The demo model's settings (from scratch: the demo must work without a network)."""
+    return dataclasses.replace(TrainConfig(pretrained=False), **changes)
+
+
+def train(index, out_dir: str | Path, *, progress: Progress | None = None, how_to_reproduce: str | None = None,
+          **config) -> Path:
+    """Shorthand: train_model(index, TrainConfig(**config), out_dir) -> the checkpoint path."""
+    if "bins" not in config:
+        config["bins"] = index.bins
+    return train_model(index, TrainConfig(**config), out_dir, progress=progress,
+                       how_to_reproduce=how_to_reproduce).checkpoint
