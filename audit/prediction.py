@@ -93,7 +93,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """None -> CUDA when present, else CPU; a named device must exist."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {str(device)!r}: use cuda, cpu or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
     return device

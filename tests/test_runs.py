@@ -156,3 +156,12 @@ def test_list_runs(tmp_path):
     # default: the workspace's runs folder (conftest points it at a tmp dir)
     assert R.list_runs() == []
     json.dumps(listed)  # metas are plain JSON
+
+
+def test_resolve_run_dir(tmp_path):
+    from audit.workspace import runs_dir
+
+    assert R.resolve_run_dir("demo") == runs_dir() / "demo"
+    assert R.resolve_run_dir("runs/demo") == runs_dir() / "demo"
+    assert R.resolve_run_dir(tmp_path / "x") == tmp_path / "x"
+    assert R.resolve_run_dir("out/runs/demo") == R.Path("out/runs/demo")
