@@ -175,13 +175,23 @@ def cached_pca(run_path: str, stamp: tuple):
     return embedding_layout.pca_layout(np.load(Path(run_path) / "embeddings.npy"))
 
 
+def short_class_name(cid: int, bins: labels.AgeBins) -> str:
+    """Compact class name for dense places (hover text, matrix ticks), e.g. "Wea·F·25–39"."""
+    m, g, a = labels.split_class(int(cid))
+    return f"{labels.MASK_NAMES[m][:3]}·{labels.GENDER_NAMES[g][0]}·{bins.labels[a]}"
+
+
 @st.cache_data(show_spinner=False, max_entries=4)
 def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list[str]:
-    """One hover line per image of a run: path, given and predicted class, confidence."""
+    """One short hover line per image of a run: id, file, split, given -> predicted (confidence).
+
+    Kept short on purpose: at 31,500 points the hover strings are most of the chart's payload.
+    """
     preds, _meta = cached_run(run_path, stamp)
-    names = labels.class_names(bins)
-    return [f"{p}<br>given: {names[g]}<br>pred: {names[q]} ({c:.2f})"
-            for p, g, q, c in zip(preds["path"], preds["class_id"], preds["pred_class"], preds["confidence"])]
+    names = [short_class_name(c, bins) for c in range(labels.N_CLASSES)]
+    return [f"{pid} · {mt} ({sp})<br>{names[g]} → {names[q]} ({c:.2f})"
+            for pid, mt, sp, g, q, c in zip(preds["person_id"], preds["mask_type"], preds["split"],
+                                            preds["class_id"], preds["pred_class"], preds["confidence"])]
 
 
 @st.cache_resource(show_spinner="Loading the model for Grad-CAM…", max_entries=2)

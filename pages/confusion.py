@@ -19,8 +19,7 @@ HEADS = {
     "Gender": ("gender", "pred_gender", list(labels.GENDER_NAMES)),
     "Age": ("age_bin", "pred_age_bin", list(bins.labels)),
 }
-SHORT_CLASS = [f"{labels.MASK_NAMES[m][:3]}·{labels.GENDER_NAMES[g][0]}·{bins.labels[a]}"
-               for m, g, a in (labels.split_class(c) for c in range(labels.N_CLASSES))]
+SHORT_CLASS = [app_cache.short_class_name(c, bins) for c in range(labels.N_CLASSES)]
 
 # ---------------------------------------------------------------- slice
 with st.expander("Slice", expanded=True):
