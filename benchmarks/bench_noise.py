@@ -1,5 +1,5 @@
 """Score the label-noise detectors over several seeds: `python benchmarks/bench_noise.py
-[--seeds 0 1 2] [--people 300 --eval 300 --epochs 8 --folds 3] [--out results.json]`.
+[--seeds 0 1 2] [--people 300 --eval 300 --epochs 8 --folds 3 --arch A --img-size H W] [--out results.json]`.
 
 Each seed runs `python -m audit bench-noise --json` in its own process (a fresh demo dataset with
 its own injected noise, training with out-of-fold predictions, prediction, detectors, scoring)
@@ -26,6 +26,10 @@ def run_seed(seed: int, args) -> tuple[pd.DataFrame, dict, float]:
     cmd = [sys.executable, "-m", "audit", "bench-noise", "--json", "--seed", str(seed),
            "--people", str(args.people), "--eval", str(args.eval), "--epochs", str(args.epochs),
            "--folds", str(args.folds)]
+    if args.arch:
+        cmd += ["--arch", args.arch]
+    if args.img_size:
+        cmd += ["--img-size", *map(str, args.img_size)]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -69,6 +73,8 @@ def main() -> int:
     ap.add_argument("--eval", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--arch", default=None, help="timm architecture (default: the demo model's)")
+    ap.add_argument("--img-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     ap.add_argument("--out", default=None, help="also write all rows + timings as JSON here")
     args = ap.parse_args()
     frames, timings = [], {}
@@ -77,13 +83,14 @@ def main() -> int:
         frames.append(df)
         timings[seed] = {**t, "wall_s": round(wall, 1)}
         print(f"seed {seed}: {wall:.0f} s {t}", file=sys.stderr, flush=True)
+        if args.out:  # after every seed, so a later failure keeps what was measured
+            Path(args.out).write_text(json.dumps(
+                {"rows": pd.concat(frames).to_dict("records"), "timings": timings, "args": vars(args)}, indent=1))
     rows = pd.concat(frames, ignore_index=True)
     print(markdown(rows))
     print("\nTime per seed (s): " + "; ".join(
         f"seed {s}: {t['wall_s']:.0f} (demo {t.get('demo_s')}, train {t.get('train_s')}, predict {t.get('predict_s')}, "
         f"detect+score {t.get('detect_and_score_s')})" for s, t in timings.items()))
-    if args.out:
-        Path(args.out).write_text(json.dumps({"rows": rows.to_dict("records"), "timings": timings}, indent=1))
     return 0
 
 

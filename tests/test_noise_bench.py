@@ -40,7 +40,20 @@ def test_score_run_on_synthetic_run():
 
 
 @pytest.mark.slow
-def test_bench_noise_cli_json_on_a_tiny_run(capsys):
+def test_bench_noise_scores_the_tiny_run_against_its_truth(tiny_run, tiny_demo, capsys):
+    assert main(["bench-noise", "--run", str(tiny_run), "--truth", str(tiny_demo / "truth.csv"), "--json"]) == 0
+    rows = _check_schema(json.loads(capsys.readouterr().out))
+    assert {r["detector"] for r in rows} >= DETECTORS - {"age_residual"}
+    by = {(r["field"], r["detector"]): r for r in rows}
+    truth = __import__("pandas").read_csv(tiny_demo / "truth.csv")
+    train = truth[truth["split"] == "train"]
+    assert by[("gender", "merged")]["n_noisy"] == int(train.groupby("person")["gender_corrupted"].any().sum())
+    assert by[("mask", "merged")]["n_items"] == len(train)
+    assert main(["bench-noise", "--run", str(tiny_run)]) == 2  # --truth missing
+
+
+@pytest.mark.slow
+def test_bench_noise_cli_json_on_a_tiny_build(capsys):
     pytest.importorskip("audit.training")
     assert main(["bench-noise", "--tiny", "--json", "--workers", "0"]) == 0
     payload = json.loads(capsys.readouterr().out)

@@ -20,15 +20,34 @@ def configure_parser(parser) -> None:
                         help="keep the demo data, checkpoint and run in DIR (default: a temp dir, removed)")
     parser.add_argument("--tiny", action="store_true",
                         help="a seconds-scale smoke run (few people, 1 epoch, 2 folds); numbers mean nothing")
+    parser.add_argument("--run", default=None, help="score this existing run instead of building one (needs --truth)")
+    parser.add_argument("--truth", default=None, help="the demo's truth.csv, with --run")
     parser.add_argument("--json", action="store_true", help='print {"results": [...]} as JSON only')
 
 
 def run(args) -> int:
     from audit.cli import UsageError
-    from audit.noise.bench import BenchConfig, format_results, run_bench
+    from audit.noise.bench import BenchConfig, format_results, run_bench, score_existing
 
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    if args.run or args.truth:
+        from pathlib import Path
+
+        from audit.runs import NotARunError, resolve_run_dir
+
+        if not (args.run and args.truth):
+            raise UsageError("--run and --truth go together")
+        if not Path(args.truth).is_file():
+            raise UsageError(f"truth file not found: {args.truth}")
+        try:
+            result = score_existing(resolve_run_dir(args.run), args.truth)
+        except (NotARunError, ValueError) as err:
+            raise UsageError(str(err)) from None
+        _print(result, args, format_results)
+        return 0
     if args.tiny:
-        cfg = BenchConfig(people=12, eval_images=6, seed=args.seed, epochs=1, folds=2, arch=args.arch,
+        cfg = BenchConfig(people=12, eval_images=6, seed=args.seed, epochs=1, folds=2,
+                          arch=args.arch or "mobilenetv3_small_050",
                           img_size=tuple(args.img_size) if args.img_size else (64, 48), workers=args.workers)
     else:
         if args.people < 4 or args.eval_images < 0 or args.epochs < 1 or args.folds < 2:
@@ -36,11 +55,14 @@ def run(args) -> int:
         cfg = BenchConfig(people=args.people, eval_images=args.eval_images, seed=args.seed, epochs=args.epochs,
                           folds=args.folds, arch=args.arch, img_size=tuple(args.img_size) if args.img_size else None,
                           workers=args.workers)
-    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     result = run_bench(cfg, work_dir=args.keep, log=log)
+    _print(result, args, format_results)
+    return 0
+
+
+def _print(result, args, format_results) -> None:
     if args.json:
         print(json.dumps(result.to_json_dict()))
     else:
         print(format_results(result.results))
         print("timings (s): " + ", ".join(f"{k} {v}" for k, v in result.timings.items()))
-    return 0
