@@ -250,9 +250,10 @@ def _seed_worker(worker_id: int) -> None:
 def class_weights(codes: np.ndarray, n: int) -> torch.Tensor:
     """Inverse-frequency weights (n,), mean 1 over present classes; absent classes get 1."""
     counts = np.bincount(np.asarray(codes, dtype=np.int64), minlength=n).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / (n * np.maximum(counts, 1)), 1.0)
     present = counts > 0
-    w = w / w[present].mean()
+    w = np.ones(n)
+    w[present] = counts.sum() / (n * counts[present])
+    w[present] /= w[present].mean()
     return torch.tensor(w, dtype=torch.float32)
 
 

@@ -1,5 +1,6 @@
 """Fixtures that train tiny models and predict tiny runs (owner: classifier work).
 
+`tiny_training`: the TrainResult behind it (metrics, out-of-fold frame, which paths each fold saw).
 `tiny_checkpoint`: a model trained on `tiny_demo` (1 epoch, 2 person-grouped folds, 64x48 input,
 from scratch): `model.pt`, `model.json` and `oof.parquet` in one folder; returns the .pt path.
 `tiny_run`: that checkpoint predicted over the whole tiny demo (train rows out-of-fold); returns
@@ -25,14 +26,19 @@ def tiny_train_config(**changes):
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tiny_demo, tmp_path_factory) -> Path:
-    """Path of model.pt trained on the tiny demo (oof.parquet and model.json beside it)."""
+def tiny_training(tiny_demo, tmp_path_factory):
+    """audit.training.TrainResult of the tiny model (checkpoint, card, oof, fold_train_paths)."""
     from audit.dataset_index import index_dataset
     from audit.training import train_model
 
     index = index_dataset(tiny_demo)
-    result = train_model(index, tiny_train_config(bins=index.bins), tmp_path_factory.mktemp("tiny_weights") / "tiny")
-    return result.checkpoint
+    return train_model(index, tiny_train_config(bins=index.bins), tmp_path_factory.mktemp("tiny_weights") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_training) -> Path:
+    """Path of model.pt trained on the tiny demo (oof.parquet and model.json beside it)."""
+    return tiny_training.checkpoint
 
 
 @pytest.fixture(scope="session")
