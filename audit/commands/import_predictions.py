@@ -18,7 +18,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("csv", metavar="CSV", help="ImageID,ans submission, or image id + p_class_0..17 / 0..17 / per-head columns")
     parser.add_argument("--run", default=None,
                         help="run NAME (or runs/NAME) in the workspace, or a folder path (default: the CSV's file stem)")
-    parser.add_argument("--bins", default="default", help="age bins of the labels: default, competition or LO,HI")
+    parser.add_argument("--bins", default="default", help="age bins the CSV's classes use: default, competition (the original competition's "
+                             "<30, 30-59, >=60, as in its submissions) or LO,HI (default: default)")
 
 
 def run(args) -> int:
