@@ -177,6 +177,24 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
         col.image(image, caption=caption, width="stretch")
 
 
-@st.dialog("Sample", width="large")
-def show_dialog(ctx: app_cache.AppContext, rel_path: str) -> None:
+DETAIL_KEY = "samples_detail_path"  # the sample whose detail is open, until the dialog is closed
+
+
+def _close_detail() -> None:
+    st.session_state.pop(DETAIL_KEY, None)
+
+
+@st.dialog("Sample", width="large", on_dismiss=_close_detail)
+def _detail_dialog(ctx: app_cache.AppContext, rel_path: str) -> None:
     draw_detail(ctx, rel_path)
+
+
+def open_detail(rel_path: str) -> None:
+    st.session_state[DETAIL_KEY] = rel_path
+
+
+def show_open_detail(ctx: app_cache.AppContext) -> None:
+    """Draw the detail dialog of the opened sample, if one is open (kept across reruns)."""
+    rel_path = st.session_state.get(DETAIL_KEY)
+    if rel_path:
+        _detail_dialog(ctx, rel_path)

@@ -91,7 +91,6 @@ if shown.empty:
 
 page_rows = shown.iloc[(page_no - 1) * PAGE_SIZE: page_no * PAGE_SIZE]
 thumbs = sample_detail.thumbnails(ctx, page_rows["path"].tolist())
-opened = None
 for start in range(0, len(page_rows), GRID_COLUMNS):
     cols = st.columns(GRID_COLUMNS)
     for col, (i, row), thumb in zip(cols, enumerate(page_rows.iloc[start:start + GRID_COLUMNS].itertuples(index=False),
@@ -102,8 +101,7 @@ for start in range(0, len(page_rows), GRID_COLUMNS):
             st.markdown(f"{mark} **{row.confidence:.2f}**"
                         + (f" · :orange[:material/flag:] {row.suspect_score:.1f}" if row.suspect_score > 0 else ""))
             st.caption(f"given: {class_names[row.class_id]}  \npred: {class_names[row.pred_class]}")
-            if st.button("Open", key=f"samples_open_{i}", width="stretch"):
-                opened = row.path
+            st.button("Open", key=f"samples_open_{i}", width="stretch", on_click=sample_detail.open_detail,
+                      args=(row.path,))
 
-if opened:
-    sample_detail.show_dialog(ctx, opened)
+sample_detail.show_open_detail(ctx)

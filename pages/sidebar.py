@@ -64,7 +64,11 @@ def _build_demo_dataset(root: Path) -> None:
     # leaves a half-written demo that looks finished.
     tmp = root.parent / f".{root.name}.building-{uuid.uuid4().hex[:8]}"
     try:
-        make_demo(tmp, progress=progress_callback(bar, "Drawing demo faces"))
+        # The size and seed `python -m audit demo` uses, so the committed demo model's out-of-fold
+        # predictions (made on exactly this data) apply to the train rows.
+        from audit.training import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED
+        make_demo(tmp, people=DEMO_PEOPLE, eval_images=DEMO_EVAL_IMAGES, seed=DEMO_SEED,
+                  progress=progress_callback(bar, "Drawing demo faces"))
         if root.exists() and not app_cache.demo_is_built(root):
             shutil.rmtree(root, ignore_errors=True)
         try:

@@ -69,7 +69,8 @@ def test_first_start_builds_the_demo_with_progress(tmp_path, monkeypatch):
 
     def small_demo(out, **kw):  # the real generator, at a test's size
         calls.append(kw)
-        return real_make_demo(out, people=4, eval_images=8, workers=1, progress=kw.get("progress"))
+        return real_make_demo(out, people=4, eval_images=8, seed=kw.get("seed", 0), workers=1,
+                              progress=kw.get("progress"))
 
     monkeypatch.setattr(demo_data, "make_demo", small_demo)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from test_app_support import app_data, app_data_session, page_test  # noqa: F401  (fixtures)
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _preds(app_data) -> pd.DataFrame:
@@ -83,3 +87,24 @@ def test_samples_deleted_image_is_a_clear_message(app_data, tmp_path):
     at.button(key="samples_open_0").click().run()
     assert not at.exception, at.exception
     assert any("deleted or moved" in w.value for w in at.warning)
+
+
+@pytest.mark.slow
+def test_samples_detail_computes_gradcam_on_a_real_run(tiny_demo, tiny_run, monkeypatch, tmp_path):
+    """On the tiny demo predicted by a tiny trained model: the detail view draws the four overlays."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
+    at = AppTest.from_file(str(REPO / "pages" / "samples.py"), default_timeout=120)
+    at.session_state["data_dir"] = str(tiny_demo)
+    at.session_state["run_dir"] = str(tiny_run)
+    at.run()
+    assert not at.exception, at.exception
+    at.button(key="samples_open_0").click().run()
+    assert not at.exception, at.exception
+    at.button(key="detail_gradcam_button").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    text = " ".join(i.caption for img in at.get("image") for i in img.proto.imgs)
+    for method in ("Grad-CAM · given", "Grad-CAM · predicted", "EigenCAM · given", "EigenCAM · predicted"):
+        assert method in text, text[:500]
