@@ -54,6 +54,38 @@ def per_image_costs(n: int = 300, seed: int = 0) -> dict:
     return out
 
 
+def cue_ceilings(n: int = 1500, seed: int = 0) -> dict:
+    """How separable the labels are from the cue strengths the faces are DRAWN with (a proxy ceiling).
+
+    Samples n train-like people (the demo's label distribution, no label noise) and fits logistic
+    regressions (5-fold CV) on the drawn parameters: age bin from wrinkles/sag/grey, gender from
+    the femininity latent + long hair + beard, gender from hair + beard alone. A CNN sees these
+    cues only through pixels (and masks hide the mouth region), so expect it below these figures.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    from audit.demo_data import NoiseRates, _plan
+    from audit.labels import DEFAULT_BINS
+
+    plan = _plan(people=n, eval_images=0, seed=seed, like=None, like_limit=None, noise=NoiseRates(0, 0, 0))
+    rng = np.random.default_rng(seed)
+    looks = [face_drawing.sample_look(rng, gender=p.true_gender, age=p.true_age, race=p.race, source=p.source)
+             for p in plan]
+    age_bin = DEFAULT_BINS.bin([p.true_age for p in plan])
+    gender = np.array([p.true_gender for p in plan])
+    x_age = np.array([[lk.wrinkles, lk.sag, lk.grey] for lk in looks])
+    hair_beard = np.array([[lk.hair_style in ("long", "bob", "bun"), lk.beard != "none"] for lk in looks], float)
+    x_gender = np.c_[[lk.fem for lk in looks], hair_beard]
+
+    def cv(x, y):
+        return round(float(cross_val_score(LogisticRegression(max_iter=1000), x, y, cv=5).mean()), 3)
+
+    return {"n": n, "age_bin_from_age_cues": cv(x_age, age_bin),
+            "age_bin_from_apparent_age": round(float(np.mean(DEFAULT_BINS.bin([lk.apparent_age for lk in looks]) == age_bin)), 3),
+            "gender_from_all_gender_cues": cv(x_gender, gender), "gender_from_hair_and_beard": cv(hair_beard, gender)}
+
+
 def build(args) -> dict:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_demo_")) / "demo"
     load0 = os.getloadavg()
@@ -88,7 +120,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="where to build (default: a temporary folder, removed)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary build")
     args = ap.parse_args()
-    result = {"per_image": per_image_costs()}
+    result = {"per_image": per_image_costs(), "cue_ceilings": cue_ceilings()}
     if not args.draw_only:
         result["build"] = build(args)
     print(json.dumps(result, indent=2))
