@@ -36,7 +36,7 @@ def run_seed(seed: int, args) -> tuple[pd.DataFrame, dict, float]:
     payload = json.loads(out.stdout)
     df = pd.DataFrame(payload["results"])
     df["seed"] = seed
-    return df, payload.get("timings", {}), wall
+    return df, {**payload.get("timings", {}), "model": payload.get("model", {})}, wall
 
 
 def markdown(all_rows: pd.DataFrame) -> str:
@@ -88,6 +88,9 @@ def main() -> int:
                 {"rows": pd.concat(frames).to_dict("records"), "timings": timings, "args": vars(args)}, indent=1))
     rows = pd.concat(frames, ignore_index=True)
     print(markdown(rows))
+    print("\nModel per seed (out-of-fold train, given labels): " + "; ".join(
+        f"seed {s}: " + ", ".join(f"{k} {v:.3f}" for k, v in t.get("model", {}).get("train (out-of-fold)", {}).items()
+                                  if k != "n") for s, t in timings.items()))
     print("\nTime per seed (s): " + "; ".join(
         f"seed {s}: {t['wall_s']:.0f} (demo {t.get('demo_s')}, train {t.get('train_s')}, predict {t.get('predict_s')}, "
         f"detect+score {t.get('detect_and_score_s')})" for s, t in timings.items()))

@@ -66,3 +66,5 @@ def _print(result, args, format_results) -> None:
     else:
         print(format_results(result.results))
         print("timings (s): " + ", ".join(f"{k} {v}" for k, v in result.timings.items()))
+        for split, m in result.model.items():
+            print(f"model, {split}: " + ", ".join(f"{k} {v}" for k, v in m.items()))

@@ -45,10 +45,11 @@ class BenchResult:
     timings: dict = dc_field(default_factory=dict)  # seconds per stage
     counts: dict = dc_field(default_factory=dict)  # noisy items per field, demo sizes
     queue: pd.DataFrame | None = None
+    model: dict = dc_field(default_factory=dict)  # the run's headline metrics (train = out-of-fold)
 
     def to_json_dict(self) -> dict:
         rows = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in self.results.to_dict("records")]
-        return {"results": rows, "timings": self.timings, "counts": self.counts}
+        return {"results": rows, "timings": self.timings, "counts": self.counts, "model": self.model}
 
 
 def score_run(predictions: pd.DataFrame, embeddings, truth: pd.DataFrame, *, bins: L.AgeBins = L.DEFAULT_BINS,
@@ -125,7 +126,18 @@ def run_bench(cfg: BenchConfig = BenchConfig(), *, work_dir: str | Path | None =
             **{f"noisy_{f}": int(results.loc[results["field"] == f, "n_noisy"].iloc[0])
                for f in L.FIELDS if (results["field"] == f).any()},
         }
-        return BenchResult(results=results, timings=timings, counts=counts, queue=queue)
+        return BenchResult(results=results, timings=timings, counts=counts, queue=queue,
+                           model=model_summary(run.predictions))
+
+
+def model_summary(predictions: pd.DataFrame) -> dict:
+    """Headline metrics of the run the detectors judged (given labels, so noise counts against it):
+    {"train (out-of-fold)": {"macro_f1", "acc_mask", ...}, "eval": {...}}, rounded."""
+    from audit.metrics import headline_metrics
+
+    table = headline_metrics(predictions)
+    return {name: {k: (round(float(v), 4) if k != "n" else int(v)) for k, v in row.items()}
+            for name, row in table.iterrows()}
 
 
 def score_existing(run_dir: str | Path, truth_path: str | Path, *, k: int = 10) -> BenchResult:
@@ -143,7 +155,7 @@ def score_existing(run_dir: str | Path, truth_path: str | Path, *, k: int = 10) 
     counts = {f"noisy_{f}": int(results.loc[results["field"] == f, "n_noisy"].iloc[0])
               for f in L.FIELDS if (results["field"] == f).any()}
     return BenchResult(results=results, timings={"detect_and_score_s": round(time.perf_counter() - t0, 1)},
-                       counts=counts, queue=queue)
+                       counts=counts, queue=queue, model=model_summary(run.predictions))
 
 
 def format_results(results: pd.DataFrame) -> str:
