@@ -213,3 +213,26 @@ def test_contact_sheet(tiny_demo, tmp_path):
     sheet = contact_sheet(tiny_demo, tmp_path / "sheet.png", n=12, columns=4, thumb=60)
     assert sheet.size == (4 * 60, 3 * (80 + 26))
     assert (tmp_path / "sheet.png").exists()
+
+
+def test_progress_reports_every_image_and_works_from_a_thread(tmp_path):
+    """The app builds the demo from a Streamlit script thread, with a progress indicator."""
+    import threading
+
+    calls, errors = [], []
+
+    def build():
+        try:
+            # 8 people + 3 eval = two chunks, so the worker pool really runs
+            make_demo(tmp_path / "t", people=8, eval_images=3, workers=2,
+                      progress=lambda done, total, msg: calls.append((done, total, msg)))
+        except Exception as err:  # surfaced below
+            errors.append(err)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive() and not errors
+    assert calls[0][0] == 0 and calls[-1][:2] == (59, 59) and len(calls) == 3
+    assert [d for d, _, _ in calls] == sorted(d for d, _, _ in calls)
+    assert json.loads((tmp_path / "t" / "demo.json").read_text())["complete"] is True
