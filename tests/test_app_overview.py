@@ -82,3 +82,33 @@ def test_first_start_builds_the_demo_with_progress(tmp_path, monkeypatch):
     # a second run finds the demo built and does not draw it again
     at.run()
     assert len(calls) == 1
+
+
+def test_run_of_another_dataset_and_missing_run_are_clear_messages(app_data, tmp_path):
+    import shutil
+
+    from audit.dataset_index import index_dataset
+    from test_app_support import write_seed_dataset
+
+    other = tmp_path / "other"
+    write_seed_dataset(other, people=5, eval_images=4, seed=1)
+    assert index_dataset(other).fingerprint != app_data.index.fingerprint
+    at = page_test("overview", app_data)
+    at.session_state["data_dir"] = str(other)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("made on another dataset" in w.value for w in at.warning), [w.value for w in at.warning]
+    # pages that need the run stop with the message instead of showing the wrong labels
+    conf = page_test("confusion", app_data)
+    conf.session_state["data_dir"] = str(other)
+    conf.run()
+    assert not conf.exception and "made on another dataset" in conf.error[0].value
+
+    gone = tmp_path / "gone_run"
+    shutil.copytree(app_data.run, gone)
+    shutil.rmtree(gone)
+    at = page_test("samples", app_data)
+    at.session_state["run_dir"] = str(gone)
+    at.run()
+    assert not at.exception
+    assert "has no predictions.parquet" in at.error[0].value
