@@ -246,7 +246,7 @@ def _draw_person(seed: int, person: _Person, images: list[_Image], root: str) ->
     """Draw and write one person's photos; returns how many were written."""
     look = face_drawing.sample_look(
         _rng(seed, "look/" + person.split + "/" + person.key),
-        gender=person.true_gender, age=person.true_age, race=person.race, source=person.source, split=person.split,
+        gender=person.true_gender, age=person.true_age, race=person.race, source=person.source,
     )
     for im in images:
         shot = face_drawing.sample_shot(_rng(seed, "shot/" + im.path), mask=im.true_mask, split=person.split)

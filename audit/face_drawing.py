@@ -32,7 +32,7 @@ _SKIN_DARKNESS = {
     "White": (0.12, 0.07), "Asian": (0.22, 0.08), "LatinoHispanic": (0.33, 0.10),
     "MiddleEastern": (0.35, 0.10), "Indian": (0.55, 0.11), "Black": (0.78, 0.10),
 }
-# (name, RGB) base hair colours, and per-race probabilities over them.
+# Base hair colours (RGB: black, dark brown, brown, light brown, blonde, red) and per-race probabilities.
 _HAIR_COLOURS = (
     (28, 24, 22), (52, 36, 26), (92, 62, 40), (140, 100, 62), (196, 160, 100), (150, 72, 40),
 )
@@ -123,8 +123,7 @@ def _mix(a, b, t: float) -> tuple:
     return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))
 
 
-def sample_look(rng: np.random.Generator, *, gender: int, age: float, race: str, source: str,
-                split: str = "train") -> Look:
+def sample_look(rng: np.random.Generator, *, gender: int, age: float, race: str, source: str) -> Look:
     """Draw one person's appearance. `gender`/`age` are the TRUE values to draw."""
     female = gender == GENDERS.index("female")
     fem = (0.9 if female else -0.9) + rng.normal(0, 0.5)
