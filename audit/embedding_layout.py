@@ -129,12 +129,12 @@ def pca_layout(embeddings: np.ndarray) -> np.ndarray:
     return out
 
 
-def exact_knn(embeddings: np.ndarray, k: int, *, metric: str = "cosine", chunk: int = 1024,
+def exact_knn(embeddings: np.ndarray, k: int, *, metric: str = "cosine", chunk: int = 512,
               progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours by chunked matrix products (BLAS), each row's own index first.
 
     (N, D) -> (indices (N, k) int64, distances (N, k) float32). metric: "cosine" (1 - cos) or
-    "euclidean". For 31,500 x 576 this is one 1.1 TFLOP GEMM in 1024-row chunks (130 MB each):
+    "euclidean". For 31,500 x 1024 this is 2 TFLOP of GEMM in 512-row chunks (~200 MB peak each):
     faster than umap's NN-descent on 2 cores, deterministic, and it skips compiling pynndescent.
     """
     if metric not in EXACT_KNN_METRICS:

@@ -175,3 +175,18 @@ def test_cpu_threads_apply_during_the_call_only(cnn, monkeypatch):
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
+
+
+def test_overlay_blends_the_heatmap_onto_the_image():
+    from audit.gradcam import overlay_heatmap
+
+    image = _face((40, 30))
+    heat = np.zeros((30, 40), np.float32)
+    heat[:, 20:] = 1.0
+    out = np.asarray(overlay_heatmap(image, heat)).astype(int)
+    src = np.asarray(image).astype(int)
+    assert out.shape == src.shape
+    # Hot half is pulled towards JET red, cold half towards JET blue.
+    assert (out[:, 30, 0] - src[:, 30, 0]).mean() > (out[:, 5, 0] - src[:, 5, 0]).mean()
+    with pytest.raises(ValueError):
+        overlay_heatmap(image, np.zeros((40, 30), np.float32))
