@@ -12,6 +12,7 @@ classifier gets mask state near-perfect, gender around 90-95% and age bins clear
 """
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
@@ -94,7 +95,8 @@ class Look:
     exposure: float
     tint: tuple  # per-channel gain
     grain: float  # sd of pixel noise (0..255 units)
-    blur: float  # Gaussian blur radius, px
+    blur: float  # blur radius, px
+    jpeg_quality: int  # 0, or the quality of an earlier lossy save the photo went through (artefacts)
     seed: int  # for textures and noise, so a person's 7 photos share them
 
 
@@ -217,6 +219,7 @@ def sample_look(rng: np.random.Generator, *, gender: int, age: float, race: str,
         tint=tuple(float(v) for v in (1 + rng.normal(0, 0.04 if is_photo else 0.015, 3))),
         grain=float(rng.uniform(1.5, 6) if is_photo else rng.uniform(0, 1.0)),
         blur=float(rng.uniform(0.3, 1.6) if is_photo else rng.uniform(0.4, 0.8)),
+        jpeg_quality=int(rng.integers(25, 60)) if is_photo and rng.random() < 0.35 else 0,
         seed=int(rng.integers(0, 2**31)),
     )
 
@@ -645,7 +648,14 @@ def _finish(img: Image.Image, look: Look) -> Image.Image:
         g = (rng.standard_normal((side, side), dtype=np.float32) * np.float32(look.grain)).astype(np.int16)
         arr = arr.astype(np.int16) + g[..., None]
     full = look.photo_side
-    photo = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).resize((full, full), Image.BILINEAR)
+    photo = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if look.jpeg_quality:
+        # Photo-like source: some pictures were saved lossily before (block and ringing artefacts).
+        buf = io.BytesIO()
+        photo.save(buf, format="JPEG", quality=look.jpeg_quality)
+        buf.seek(0)
+        photo = Image.open(buf).convert("RGB")
+    photo = photo.resize((full, full), Image.BILINEAR)
     side = full
     if look.pad is None:
         # The scene continues: the photo's top rows, smoothed, fill the padding.
