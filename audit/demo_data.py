@@ -173,7 +173,7 @@ def _people_like(manifest_dir: Path, limit: int | None) -> list[_Person]:
         train, info = train.head(limit), info.head(limit)
     people = []
     for row in train.itertuples(index=False):
-        gan = "100k" in row.dataset or row.id.startswith("100k-")
+        gan = "100k" in getattr(row, "dataset", "") or row.id.startswith("100k-")
         gender = GENDERS.index(row.gender.strip().lower())
         age = int(row.age)
         key = f"{row.id}_{row.gender}_{row.race}_{row.age}"
@@ -186,7 +186,7 @@ def _people_like(manifest_dir: Path, limit: int | None) -> list[_Person]:
         m = _EVAL_NAME.match(row.ImageID)
         if not m:
             raise ValueError(f"info.csv: cannot parse ImageID {row.ImageID!r}")
-        gan = "100k" in row.dataset or m["id"].startswith("100k-")
+        gan = "100k" in getattr(row, "dataset", "") or m["id"].startswith("100k-")
         gender, age = GENDERS.index(m["gender"]), int(m["age"])
         people.append(_Person(pid=m["id"], split="eval", race=m["race"], source="GAN" if gan else "photo",
                               ext=m["ext"], given_gender=gender, given_age=age, true_gender=gender,
