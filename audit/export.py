@@ -86,13 +86,16 @@ def age_in_bin(age: int, code: int, bins: L.AgeBins) -> int:
     return int(min(max(int(age), lo), hi))
 
 
-def _item_lookup(images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Index images keyed by path, and train people keyed by person key (first image's row, with
-    the person's folder as `folder`)."""
-    by_path = images.set_index("path", drop=False)
-    train = images[images["split"] == "train"]
-    people = train.drop_duplicates("person").set_index("person", drop=False).copy()
-    people["folder"] = people["path"].map(lambda p: p.rsplit("/", 1)[0])
+def _item_lookup(images: pd.DataFrame) -> tuple[dict, dict]:
+    """{image path: (split, person, person_id, age)} and, for train people,
+    {person key: (folder, person_id, age)} from the first photo. Plain dicts built from lists:
+    per-row pandas lookups on 31,500 rows cost milliseconds each."""
+    cols = [images[c].tolist() for c in ("path", "split", "person", "person_id", "age")]
+    by_path, people = {}, {}
+    for path, split, person, person_id, age in zip(*cols):
+        by_path[path] = (split, person, person_id, int(age))
+        if split == "train" and person not in people:
+            people[person] = (path.rsplit("/", 1)[0], person_id, int(age))
     return by_path, people
 
 
@@ -109,14 +112,12 @@ def relabel_frame(store: ReviewStore, fingerprint: str, index_images: pd.DataFra
     rows = []
     for rec in latest.itertuples(index=False):
         field, bins = rec.field, bins_from_text(rec.bins)
-        if rec.item in by_path.index:
-            img = by_path.loc[rec.item]
-            kind, path, split, person, person_id = "image", rec.item, img["split"], img["person"], img["person_id"]
-            given_age = int(img["age"])
-        elif rec.item in people.index:
-            p = people.loc[rec.item]
-            kind, path, split, person, person_id = "person", p["folder"], "train", rec.item, p["person_id"]
-            given_age = int(p["age"])
+        if rec.item in by_path:
+            split, person, person_id, given_age = by_path[rec.item]
+            kind, path = "image", rec.item
+        elif rec.item in people:
+            path, person_id, given_age = people[rec.item]
+            kind, split, person = "person", "train", rec.item
         else:
             kind, path, split, person, person_id = "missing", rec.path or rec.item, rec.split, rec.person, ""
             given_age = -1
@@ -185,33 +186,41 @@ def corrected_images(decisions: pd.DataFrame, index_images: pd.DataFrame,
     """
     cols = ["path", "split", "person", "person_id", "mask_type", "mask", "gender", "age", "age_bin", "class_id"]
     out = index_images[cols].copy().reset_index(drop=True)
-    for f in ("mask", "gender", "age", "age_bin"):
-        out[f"corrected_{f}"] = out[f].astype("int64")
-    changed_fields = [set() for _ in range(len(out))]
-    row_of_path = pd.Series(np.arange(len(out)), index=out["path"])
-    train_rows = out.index[out["split"] == "train"]
-    rows_of_person = pd.Series(train_rows, index=out.loc[train_rows, "person"]).groupby(level=0).apply(list)
+    # Plain arrays and dicts: only the rows a decision touches are visited (31,500 rows, a few
+    # hundred decisions; per-cell pandas access would cost seconds).
+    ages = out["age"].to_numpy(dtype=np.int64)
+    corrected = {f: out[f].to_numpy(dtype=np.int64).copy() for f in ("mask", "gender", "age", "age_bin")}
+    changed_fields: dict[int, set] = {}
+    row_of_path = {p: i for i, p in enumerate(out["path"].tolist())}
+    rows_of_person: dict[str, list[int]] = {}
+    for i, (split, person) in enumerate(zip(out["split"].tolist(), out["person"].tolist())):
+        if split == "train":
+            rows_of_person.setdefault(person, []).append(i)
     live = decisions[decisions["changed"]] if len(decisions) else decisions
     # Person decisions first, image decisions after, so an image's own decision wins.
     for kind in ("person", "image"):
         for d in live[live["item_kind"] == kind].itertuples(index=False):
             if kind == "image":
-                rows = [int(row_of_path[d.item])] if d.item in row_of_path.index else []
+                rows = [row_of_path[d.item]] if d.item in row_of_path else []
             else:
-                rows = list(rows_of_person.get(d.item, []))
+                rows = rows_of_person.get(d.item, [])
             for r in rows:
                 if d.field == "age":
-                    if out.at[r, "age"] >= 0 and not pd.isna(d.new_age):
-                        out.at[r, "corrected_age"] = int(d.new_age)
-                        out.at[r, "corrected_age_bin"] = bins.bin(int(d.new_age))
+                    if ages[r] >= 0 and not pd.isna(d.new_age):
+                        corrected["age"][r] = int(d.new_age)
+                        corrected["age_bin"][r] = bins.bin(int(d.new_age))
                     else:
-                        out.at[r, "corrected_age_bin"] = int(d.new)
+                        corrected["age_bin"][r] = int(d.new)
                 else:
-                    out.at[r, f"corrected_{d.field}"] = int(d.new)
-                changed_fields[r].add(d.field)
-    out["corrected_class_id"] = L.class_id(out["corrected_mask"].to_numpy(), out["corrected_gender"].to_numpy(),
-                                           out["corrected_age_bin"].to_numpy()).astype("int64")
-    out["changed_fields"] = [";".join(f for f in L.FIELDS if f in s) for s in changed_fields]
+                    corrected[d.field][r] = int(d.new)
+                changed_fields.setdefault(r, set()).add(d.field)
+    for f, values in corrected.items():
+        out[f"corrected_{f}"] = values
+    out["corrected_class_id"] = L.class_id(corrected["mask"], corrected["gender"], corrected["age_bin"]).astype("int64")
+    names = [""] * len(out)
+    for r, fields in changed_fields.items():
+        names[r] = ";".join(f for f in L.FIELDS if f in fields)
+    out["changed_fields"] = names
     return out
 
 
@@ -289,28 +298,38 @@ def corrected_manifests(data_root, layout: str, decisions: pd.DataFrame, index_i
     for d in person_changes.itertuples(index=False):
         by_folder.setdefault(d.path.rsplit("/", 1)[-1], []).append(d)
     person_rows = train_img.drop_duplicates("person").set_index("person")
-    corrected_path, changed_col = [], []
     folder_col = "path" if "path" in train_csv.columns else None
-    for i in range(len(train_csv)):
-        folder = train_csv.at[i, folder_col] if folder_col else ""
+    folders = train_csv[folder_col].tolist() if folder_col else [""] * len(train_csv)
+    gender_col = train_csv["gender"].tolist() if "gender" in train_csv.columns else None
+    age_col = train_csv["age"].tolist() if "age" in train_csv.columns else None
+    corrected_path, changed_col = list(folders), [""] * len(train_csv)
+    for i, folder in enumerate(folders):
+        if folder not in by_folder:
+            continue
         fields = []
-        for d in by_folder.get(folder, []):
-            if d.field == "gender" and "gender" in train_csv.columns:
-                train_csv.at[i, "gender"] = L.GENDERS[int(d.new)]
+        for d in by_folder[folder]:
+            if d.field == "gender" and gender_col is not None:
+                gender_col[i] = L.GENDERS[int(d.new)]
                 fields.append("gender")
-            elif d.field == "age" and "age" in train_csv.columns and not pd.isna(d.new_age):
-                train_csv.at[i, "age"] = str(int(d.new_age))
+            elif d.field == "age" and age_col is not None and not pd.isna(d.new_age):
+                age_col[i] = str(int(d.new_age))
                 fields.append("age")
-        changed_col.append(";".join(f for f in L.FIELDS if f in fields))
-        if fields and folder_col:
-            d0 = by_folder[folder][0]
-            p = person_rows.loc[d0.item]
-            race = train_csv.at[i, "race"] if "race" in train_csv.columns else p["race"]
-            pid = train_csv.at[i, "id"] if "id" in train_csv.columns else p["person_id"]
-            corrected_path.append(_person_key(pid, L.GENDERS.index(train_csv.at[i, "gender"]), race,
-                                              int(train_csv.at[i, "age"])))
-        else:
-            corrected_path.append(folder)
+        if not fields:
+            continue
+        changed_col[i] = ";".join(f for f in L.FIELDS if f in fields)
+        p = person_rows.loc[by_folder[folder][0].item]
+        race = train_csv.at[i, "race"] if "race" in train_csv.columns else p["race"]
+        pid = train_csv.at[i, "id"] if "id" in train_csv.columns else p["person_id"]
+        gender = gender_col[i] if gender_col is not None else L.GENDERS[int(p["gender"])]
+        age = age_col[i] if age_col is not None else p["age"]
+        try:
+            corrected_path[i] = _person_key(pid, L.GENDERS.index(str(gender).lower()), race, int(age))
+        except ValueError:  # a CSV cell that is not a gender / age: leave the folder name
+            pass
+    if gender_col is not None:
+        train_csv["gender"] = gender_col
+    if age_col is not None:
+        train_csv["age"] = age_col
     train_csv["corrected_path"] = corrected_path
     train_csv["changed_fields"] = changed_col
 
@@ -319,21 +338,22 @@ def corrected_manifests(data_root, layout: str, decisions: pd.DataFrame, index_i
     if info_csv is None:
         info_csv = _generated_info_csv(index_images)
     info_csv = info_csv.copy()
-    ev = images[images["split"] == "eval"].copy()
+    ev = images[(images["split"] == "eval") & (images["changed_fields"] != "")].copy()
     ev["ImageID"] = ev["path"].map(lambda p: p.rsplit("/", 1)[-1])
-    ev = ev.drop_duplicates("ImageID").set_index("ImageID")
-    corrected_id, changed_col = [], []
-    for i in range(len(info_csv)):
-        image_id = info_csv.at[i, "ImageID"]
-        if image_id in ev.index and ev.at[image_id, "changed_fields"]:
-            r = ev.loc[image_id]
-            if "ans" in info_csv.columns:
-                info_csv.at[i, "ans"] = str(int(r["corrected_class_id"]))
-            changed_col.append(r["changed_fields"])
-            corrected_id.append(_corrected_image_id(image_id, r))
-        else:
-            changed_col.append("")
-            corrected_id.append(image_id)
+    changed_eval = {r["ImageID"]: r for r in ev.drop_duplicates("ImageID").to_dict("records")}
+    image_ids = info_csv["ImageID"].tolist()
+    ans_col = info_csv["ans"].tolist() if "ans" in info_csv.columns else None
+    corrected_id, changed_col = list(image_ids), [""] * len(info_csv)
+    for i, image_id in enumerate(image_ids):
+        r = changed_eval.get(image_id)
+        if r is None:
+            continue
+        if ans_col is not None:
+            ans_col[i] = str(int(r["corrected_class_id"]))
+        changed_col[i] = r["changed_fields"]
+        corrected_id[i] = _corrected_image_id(image_id, r)
+    if ans_col is not None:
+        info_csv["ans"] = ans_col
     info_csv["corrected_ImageID"] = corrected_id
     info_csv["changed_fields"] = changed_col
     return {"train.csv": train_csv, "info.csv": info_csv, "images.csv": images}
