@@ -478,6 +478,7 @@ def test_cli_not_a_dataset_exits_2_with_one_line(tmp_path, capsys):
     assert captured.err.count("\n") == 1 and captured.err.startswith("error: ") and "images/train/<person>/" in captured.err
     make_tree(tmp_path / "d")
     assert cli_main(["index", str(tmp_path / "d"), "--bins", "40,30"]) == 2
+    assert cli_main(["index", str(tmp_path / "d"), "--workers", "0"]) == 2
 
 
 def test_cli_subprocess_keeps_stdout_pure_json(tmp_path):

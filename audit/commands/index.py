@@ -81,6 +81,8 @@ def run(args) -> int:
         bins = parse_bins(args.bins)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     progress = _TqdmProgress()
     try:
         index = index_dataset(args.root, bins=bins, check_images=args.check_images, workers=args.workers,
