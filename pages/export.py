@@ -35,9 +35,19 @@ pivot = counts.pivot_table(index="field", columns="decision", values="count", fi
 st.dataframe(pivot, key="export_counts_table")
 
 st.subheader("Decisions")
-columns = ["item", "field", "decision", "given", "suggested", "new_value", "new_age", "note", "split",
-           "detectors", "score", "reviewer", "created"]
-st.dataframe(latest[[c for c in columns if c in latest.columns]], hide_index=True, key="export_decisions_table")
+from audit import export as audit_export  # noqa: E402  (after the page's early exits)
+
+decisions = audit_export.relabel_frame(store, ctx.fingerprint, ctx.index.images)
+only_changed = st.toggle("Only changed labels", key="export_only_changed")
+shown = decisions[decisions["changed"]] if only_changed else decisions
+columns = ["path", "field", "given_name", "new_name", "changed", "decision", "note", "detectors", "score",
+           "reviewer", "time"]
+st.dataframe(shown[[c for c in columns if c in shown.columns]], hide_index=True, key="export_decisions_table",
+             column_config={"given_name": "given", "new_name": "new",
+                            "score": st.column_config.NumberColumn("score", format="%.2f")})
+if (decisions["item_kind"] == "missing").any():
+    st.warning(f"{int((decisions['item_kind'] == 'missing').sum())} decisions concern images no longer in the "
+               "dataset (changed since the decision); they are exported as they were recorded.")
 with st.expander("Full history (every decision, oldest first)"):
     st.dataframe(store.history(ctx.fingerprint), hide_index=True, key="export_history_table")
 

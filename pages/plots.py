@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-SPLIT_COLOURS = {"train": "#4C78A8", "eval": "#F58518"}
+SPLIT_COLOURS = {"train": "#4C78A8", "eval": "#F58518", "images": "#72B7B2"}
 # Fixed colours for values whose meaning is a colour already (right/wrong, the two splits).
 KNOWN_COLOURS = {"correct": "#54A24B", "wrong": "#E45756", **SPLIT_COLOURS}
 # 24 distinguishable colours for categorical maps (up to 18 classes)
