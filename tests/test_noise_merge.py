@@ -1,6 +1,5 @@
 """The merged review queue, scoring against the truth, and `python -m audit suspects`."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from audit import labels as L
