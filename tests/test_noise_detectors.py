@@ -171,3 +171,15 @@ def test_age_residual_skips_without_pred_age(synthetic):
     partial.loc[partial["split"] == "eval", "pred_age"] = np.nan
     out = age_residual(partial)
     assert (out["split"] == "train").all() and len(out)
+
+
+def test_cosine_knn_matches_sklearn():
+    from sklearn.neighbors import NearestNeighbors
+
+    from audit.noise.neighbours import _cosine_knn
+
+    x = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
+    got = _cosine_knn(x, 8, chunk=64)
+    _, want = NearestNeighbors(n_neighbors=8, metric="cosine", algorithm="brute").fit(x).kneighbors(x)
+    assert (got[:, 0] == np.arange(300)).all()
+    assert (got == want).mean() > 0.99  # equal up to float ties
