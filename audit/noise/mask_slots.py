@@ -82,8 +82,10 @@ def mask_slots(predictions: pd.DataFrame, *, include_eval: bool = True) -> pd.Da
         s, gv = suggested[r], given[r]
         head = f"looks {names[s].lower()} (p={p[r, s]:.2f}); labelled {names[gv].lower()} (p={p[r, gv]:.2f})"
         if by_slots[r]:
-            if moved_with[r]:
+            if moved_with[r] and "," not in moved_with[r]:
                 head += f"; the person's photos fit {score[r]:+.1f} nats better with this one swapped with {moved_with[r]}"
+            elif moved_with[r]:
+                head += f"; the person's photos fit {score[r]:+.1f} nats better with this one, {moved_with[r]} reassigned"
             else:
                 head += f"; best reassignment of the person's photos {score[r]:+.1f} nats"
         evidence.append(head)
