@@ -10,7 +10,7 @@ def configure_parser(parser) -> None:
     parser.add_argument("--people", type=int, default=300, help="train people in the demo (default 300)")
     parser.add_argument("--eval", type=int, default=300, dest="eval_images", help="eval images (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="demo and training seed (default 0)")
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs per model (default 8)")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model (default 12)")
     parser.add_argument("--folds", type=int, default=3, help="out-of-fold folds (default 3)")
     parser.add_argument("--arch", default=None, help="timm architecture (default: the demo model's)")
     parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=None,

@@ -31,7 +31,7 @@ class BenchConfig:
     people: int = 300  # train people (7 photos each)
     eval_images: int = 300
     seed: int = 0  # demo data and training seed
-    epochs: int = 8  # per model (each fold model and the final one)
+    epochs: int = 12  # per model (each fold model and the final one)
     folds: int = 3
     arch: str | None = None  # None: audit.training's default (the demo model's)
     img_size: tuple[int, int] | None = None  # (H, W); None: training's default
