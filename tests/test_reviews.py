@@ -158,7 +158,8 @@ def _write_many(path, writer: int, n: int, start_event) -> None:
 def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     path = tmp_path / "reviews.sqlite"
     ReviewStore(path)
-    ctx = mp.get_context("spawn")
+    # fork, not spawn: spawn re-runs __main__, which an earlier AppTest may have pointed at a page file.
+    ctx = mp.get_context("fork")
     start = ctx.Event()
     n = 200
     procs = [ctx.Process(target=_write_many, args=(path, w, n, start)) for w in (1, 2)]
@@ -194,7 +195,8 @@ def _write_until_killed(path, conn) -> None:
 def test_writer_killed_mid_loop_keeps_every_acknowledged_decision(tmp_path):
     path = tmp_path / "reviews.sqlite"
     ReviewStore(path)
-    ctx = mp.get_context("spawn")
+    # fork, not spawn: spawn re-runs __main__, which an earlier AppTest may have pointed at a page file.
+    ctx = mp.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_write_until_killed, args=(path, sender))
     proc.start()
