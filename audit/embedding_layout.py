@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from audit.file_io import write_atomic
 
 EMBEDDINGS_NAME = "embeddings.npy"
 METHODS = ("umap", "pca")
@@ -328,18 +329,8 @@ def cached_layout(run_dir: str | Path, method: str = "umap", **params) -> np.nda
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Readers never see half a layout file."""
+    write_atomic(path, lambda fh: np.save(fh, array))
 
 
 def run_layout(run_dir: str | Path, method: str = "umap", *, progress: Progress | None = None,

@@ -13,7 +13,6 @@ probabilities of every train image in `oof.parquet`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import platform
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from audit.labels import DEFAULT_BINS, N_AGE_BINS, N_GENDER, N_MASK, AgeBins
+from audit.file_io import file_sha256
 
 CHECKPOINT_FORMAT = "mask-audit-checkpoint/1"
 CHECKPOINT_NAME = "model.pt"
@@ -334,11 +334,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
 
 def checkpoint_sha256(path: str | Path) -> str:
     """Hex SHA-256 of the checkpoint file's bytes."""
-    digest = hashlib.sha256()
-    with open(resolve_checkpoint(path), "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(resolve_checkpoint(path))
 
 
 # ---------------------------------------------------------------- preprocessing

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audit.file_io import file_sha256
 from audit.model import (
     ModelCard,
     checkpoint_sha256,
@@ -264,7 +265,7 @@ def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batc
         "data_fingerprint": index.fingerprint,
         "rows_sha256": _rows_sha256(index.images),
         "bins": index.bins.to_dict(),
-        "oof_sha256": _file_sha256(oof_file) if oof_file.is_file() else None,
+        "oof_sha256": file_sha256(oof_file) if oof_file.is_file() else None,
         "format": RUN_FORMAT,
     }
     if reuse and _existing_run_matches(run_dir, key):
@@ -379,9 +380,3 @@ def _rows_sha256(images: pd.DataFrame) -> str:
     return hashlib.sha256("\n".join(images["path"].tolist()).encode()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -19,7 +19,6 @@ not sum to 1 within 1e-3. Errors are `PredictionImportError` naming the first of
 """
 from __future__ import annotations
 
-import hashlib
 import platform
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,6 +28,7 @@ import pandas as pd
 
 from audit.labels import N_CLASSES
 from audit.runs import P_AGE, P_CLASS, P_GENDER, P_MASK, PROB_SUM_TOLERANCE, finish_predictions, finish_predictions_from_classes, write_run
+from audit.file_io import file_sha256
 
 # How many offending rows an error message lists.
 MAX_LISTED = 5
@@ -60,7 +60,7 @@ def import_predictions(index, csv_path: str | Path, run_dir: str | Path) -> Path
     meta = {
         "source": "import",
         "csv": str(csv_path.resolve()),
-        "csv_sha256": _sha256(csv_path),
+        "csv_sha256": file_sha256(csv_path),
         "csv_format": info["format"],
         "ignored_columns": info["ignored_columns"],
         "splits": info["splits"],
@@ -297,9 +297,3 @@ def _more(items) -> str:
     return f" (and {extra} more)" if extra > 0 else ""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

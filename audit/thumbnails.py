@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable, Iterable
 
 from PIL import Image, ImageDraw, ImageOps
+
+from audit.file_io import write_atomic
 
 DEFAULT_SIZE = (96, 128)  # (width, height) in pixels: the 3:4 portrait shape of the 384x512 images
 JPEG_QUALITY = 85
@@ -93,17 +94,7 @@ def thumbnail_path(cache_dir: str | Path, data_root: str | Path, rel_path: str, 
 
 def _save_jpeg_atomic(img: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="JPEG", quality=JPEG_QUALITY)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, lambda fh: img.save(fh, format="JPEG", quality=JPEG_QUALITY))
 
 
 def _make_thumbnail(source: Path, target: Path, size: tuple[int, int]) -> None:

@@ -8,7 +8,6 @@ app, the model pieces have their own tests. The server is always killed, pass or
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
