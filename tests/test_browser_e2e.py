@@ -272,9 +272,12 @@ def test_decision_on_label_noise_page_lands_in_the_csv(page, app_server):
     note_box.press("Enter")
     wait_until_idle(page)
     page.locator(".st-key-label_noise_accept_0 button").click()
+    # The page acknowledges a stored decision with a toast; wait for it rather than for "idle",
+    # which a loaded machine can report before the click's rerun has even started.
+    page.get_by_text("Saved: accept for", exact=False).first.wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
 
-    # Saved at once, before anything else happens.
+    # Saved at once: everything acknowledged on screen is in the store.
     index = app_server["index"]
     latest = ReviewStore(app_server["workspace"] / "reviews.sqlite").latest(index.fingerprint)
     row = latest[latest["item"] == header]
