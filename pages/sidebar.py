@@ -53,11 +53,8 @@ def _demo_weights() -> Path:
 
 
 def _build_demo_dataset(root: Path) -> None:
-    try:
-        from audit.demo_data import make_demo
-    except ImportError:
-        st.warning("The demo dataset generator (audit.demo_data) is not installed in this checkout.")
-        return
+    from audit.demo_data import make_demo
+
     st.info("First start: drawing the built-in demo dataset (procedural faces). This takes a minute, once.")
     bar = st.progress(0.0, text="Drawing demo faces…")
     # Build beside the target and rename when complete, so a crash or a second session never
@@ -85,10 +82,8 @@ def _build_demo_dataset(root: Path) -> None:
 
 
 def _predict_demo_run(root: Path, run_dir: Path) -> None:
-    try:
-        from audit.prediction import predict_run
-    except ImportError:
-        return  # the classifier pieces are not in this checkout; the overview still works
+    from audit.prediction import predict_run
+
     st.info("First start: predicting the demo images with the committed demo model (weights/demo).")
     bar = st.progress(0.0, text="Predicting the demo run…")
     try:
