@@ -81,6 +81,8 @@ class ModelCard:
     how_to_reproduce: str = ""
     # seconds spent training (all folds and the final model)
     train_seconds: float = 0.0
+    # the device it trained on ("cpu", "cuda (NVIDIA H200)"); speeds differ, results only slightly
+    train_device: str = ""
 
     @property
     def age_bins(self) -> AgeBins:
@@ -364,7 +366,9 @@ class ImageTransform:
 
             # Flips keep every label; faces vary in scale, position and lighting. Kept moderate:
             # a full-range hue jitter stopped a from-scratch model learning the mask head within
-            # 500 steps (held-out mask accuracy 0.25 vs 0.75 with hue=0.1, measured).
+            # 500 steps (held-out mask accuracy 0.25 vs 0.75 with hue=0.1, measured), and a hue
+            # turn on 30% of images plus 15% greyscale cost out-of-fold mask accuracy (0.87-0.92
+            # vs 0.97) without helping on unseen eval mask styles (BENCHMARKS.md "Classifier").
             self._augment = T.Compose([
                 T.RandomHorizontalFlip(),
                 T.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.85, 1.1),

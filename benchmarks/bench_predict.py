@@ -17,8 +17,9 @@ predict / decode, and the CPU time per image (this process + the finished worker
 user + system; the least of the repeats), which other jobs on a shared box disturb less than
 wall time. `--configs`: DataLoader workers x torch CPU threads to try, `WxT`, or `default`
 (what `python -m audit predict` uses: all cores as workers, `default_threads`). Models: `demo` = weights/demo/model.pt when present (else a fresh
-`--demo-arch` at `--demo-size`), `resnet18` = a fresh (untrained) resnet18 fed the files at
-their full 512x384 (H x W); weights do not change the speed.
+`--demo-arch` at `--demo-size`); any other name is a fresh (untrained) timm model of that
+architecture (`resnet18`, `resnet50`, ...) fed the files at their full 512x384 (H x W); weights do
+not change the speed.
 """
 from __future__ import annotations
 
@@ -68,10 +69,12 @@ def load_model(name: str, args):
         h, w = args.demo_size
         model = create_model(args.demo_arch, pretrained=False, img_size=(h, w))
         return model, model.card, f"{args.demo_arch} untrained, input {h}x{w} (weights/demo not present yet)"
-    if name == "resnet18":
-        model = create_model("resnet18", pretrained=False, img_size=(512, 384))
-        return model, model.card, "resnet18 untrained, input 512x384 (the files' full size)"
-    raise SystemExit(f"unknown model {name!r}")
+    # any other timm architecture, untrained, fed the files at their full 512x384 (H x W)
+    try:
+        model = create_model(name, pretrained=False, img_size=(512, 384))
+    except Exception as err:  # noqa: BLE001 - an unknown name is the user's typo
+        raise SystemExit(f"cannot build model {name!r}: {err}") from None
+    return model, model.card, f"{name} untrained, input 512x384 (the files' full size)"
 
 
 def main() -> int:

@@ -42,7 +42,10 @@ def _demo_is_current(root: Path, people: int, eval_images: int, seed: int) -> bo
         meta = json.loads((root / "demo.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return bool(meta.get("complete")) and meta.get("like") is None and meta.get("people") == people \
+    from audit.demo_data import DEMO_VERSION
+
+    return bool(meta.get("complete")) and meta.get("version") == DEMO_VERSION and meta.get("like") is None \
+        and meta.get("people") == people \
         and meta.get("eval_images") == eval_images and meta.get("seed") == seed
 
 

@@ -32,7 +32,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help=f"(default: {defaults.seed})")
     parser.add_argument("--balance", choices=("weights", "sampler", "none"), default=defaults.balance,
                         help="class imbalance: per-head loss weights, a balanced sampler, or none (default: weights)")
-    parser.add_argument("--workers", type=int, default=None, help="data-loading processes (default: min(2, cores))")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="data-loading processes (default: min(2, cores) on CPU, min(8, cores) on a GPU)")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +63,7 @@ def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins
         return TrainConfig(arch=arch, pretrained=pretrained, pretrained_file=pretrained_file, epochs=args.epochs,
                            folds=args.folds, img_size=tuple(args.img_size) if args.img_size else None,
                            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
-                           workers=args.workers, bins=bins, balance=args.balance)
+                           workers=args.workers, bins=bins, balance=args.balance, device=args.device)
     except ValueError as err:
         raise UsageError(str(err)) from None
 
