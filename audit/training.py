@@ -467,7 +467,10 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
     out_path: a folder (-> folder/model.pt) or a .pt path. Writes the checkpoint, its card (.json)
     and oof.parquet beside it. progress(done, total, message) is called per optimisation step.
     """
+    from audit.prediction import resolve_device
+
     t_start = time.perf_counter()
+    device = resolve_device(config.device)  # before any work: a missing GPU is the first thing to say
     if tuple(index.bins.edges) != tuple(config.bins.edges):
         raise ValueError(f"the index uses age bins {index.bins.describe()} but training asks for "
                          f"{config.bins.describe()}: index the data with the same bins")
@@ -477,9 +480,6 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
     if train_rows.empty:
         raise ValueError(f"no train images in {index.root}")
     checkpoint = resolve_checkpoint(out_path)
-    from audit.prediction import resolve_device
-
-    device = resolve_device(config.device)
     workers = config.num_workers(device)
 
     deterministic = torch.are_deterministic_algorithms_enabled()

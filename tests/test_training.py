@@ -92,6 +92,22 @@ def test_config_validation():
     assert TrainConfig().to_dict()["bins"] == DEFAULT_BINS.to_dict()
 
 
+def test_device_is_not_part_of_the_model_config_and_feeds_a_gpu_with_more_loaders(monkeypatch):
+    # Where a model trained does not change what it is: a CUDA-trained checkpoint and a CPU one
+    # of the same settings compare equal (the demo command reuses a checkpoint on that basis).
+    assert TrainConfig(device="cuda").to_dict() == TrainConfig(device="cpu").to_dict()
+    assert "device" not in TrainConfig().to_dict()
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert TrainConfig().num_workers(torch.device("cpu")) == 2
+    assert TrainConfig().num_workers(torch.device("cuda")) == 8
+    assert TrainConfig(workers=3).num_workers(torch.device("cuda")) == 3
+    if not torch.cuda.is_available():
+        from audit.training import train_model
+
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            train_model(None, TrainConfig(device="cuda"), "unused")
+
+
 @pytest.mark.slow
 def test_oof_rows_come_from_a_model_that_did_not_see_the_person(tiny_training, tiny_demo):
     from audit.dataset_index import index_dataset
@@ -134,6 +150,7 @@ def test_checkpoint_and_card_describe_the_training(tiny_training, tiny_demo):
     for key in ("macro_f1", "mask_acc", "gender_acc", "age_acc"):
         assert 0.0 <= card.metrics["oof"][key] <= 1.0
     assert card.how_to_reproduce.startswith("python -m audit train ")
+    assert card.train_device == "cpu" or card.train_device.startswith("cuda (")
     assert "--no-pretrained" in card.how_to_reproduce and "--img-size 64 48" in card.how_to_reproduce
     model, loaded = load_checkpoint(tiny_training.checkpoint, device="cpu")
     assert loaded.data_fingerprint == index.fingerprint
