@@ -1,5 +1,6 @@
 """The merged review queue, scoring against the truth, and `python -m audit suspects`."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from audit import labels as L
@@ -141,3 +142,22 @@ def test_suspects_cli_writes_the_queue_into_the_run(synthetic, tmp_path, capsys)
     q = Run.open(run_dir).suspects
     assert q is not None and list(q.columns[:len(QUEUE_COLUMNS)]) == QUEUE_COLUMNS and q["rank"].iloc[0] == 1
     assert main(["suspects", str(tmp_path / "missing")]) == 2
+
+
+def test_merge_uses_mean_cleanlab_while_the_benchmark_baseline_stays_max(synthetic):
+    from audit.noise.bench import score_run
+    from audit.noise.confident_learning import confident_learning
+    from audit.noise.merge import MERGE_CLEANLAB_AGG
+
+    df, emb, truth = synthetic
+    assert MERGE_CLEANLAB_AGG == "mean"
+    merged_member = run_detectors(df, emb)["cleanlab"]
+    by_mean = confident_learning(df, person_agg="mean")
+    by_max = confident_learning(df, person_agg="max")
+    g = lambda f: f[f["field"] == "gender"].set_index("item")["score"].sort_index()  # noqa: E731
+    pd.testing.assert_series_equal(g(merged_member), g(by_mean))
+    assert not np.allclose(g(by_mean).to_numpy(), g(by_max).to_numpy())
+    results, _ = score_run(df, emb, truth)
+    items = truth_items(df, truth)
+    baseline = results[(results["detector"] == "cleanlab") & (results["field"] == "gender")].iloc[0]
+    assert baseline["auprc"] == pytest.approx(score_detector(by_max, items, "gender", "cleanlab")["auprc"])

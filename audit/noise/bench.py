@@ -61,10 +61,12 @@ def score_run(predictions: pd.DataFrame, embeddings, truth: pd.DataFrame, *, bin
     from audit.noise.confident_learning import confident_learning
     from audit.noise.merge import merge_queue, run_detectors
 
-    detectors = run_detectors(predictions, embeddings, bins=bins, k=k, cleanlab_person_agg="max")
+    detectors = run_detectors(predictions, embeddings, bins=bins, k=k)  # what find_suspects runs
     queue = merge_queue(detectors)
     items = truth_items(predictions, truth, bins=bins)
-    results = score_all(detectors, queue, items)
+    # The baseline: cleanlab with a person as suspicious as their most suspicious photo.
+    baseline = {**detectors, "cleanlab": confident_learning(predictions, person_agg="max", bins=bins)}
+    results = score_all(baseline, queue, items)
     mean_cl = confident_learning(predictions, fields=("gender", "age"), person_agg="mean", bins=bins)
     extra = [score_detector(mean_cl, items, f, "cleanlab_mean") for f in ("gender", "age")]
     results = pd.concat([results, pd.DataFrame(extra, columns=list(RESULT_KEYS))], ignore_index=True)
