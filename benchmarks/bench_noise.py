@@ -1,5 +1,6 @@
 """Score the label-noise detectors over several seeds: `python benchmarks/bench_noise.py
-[--seeds 0 1 2] [--people 300 --eval 300 --epochs 8 --folds 3 --arch A --img-size H W] [--out results.json]`.
+[--seeds 0 1 2] [--people 300 --eval 300 --epochs 8 --folds 3 --arch A --img-size H W] [--out results.json]`,
+or rescore runs kept earlier (`bench-noise --keep DIR`): `--runs DIR/run:DIR/data/truth.csv ...`.
 
 Each seed runs `python -m audit bench-noise --json` in its own process (a fresh demo dataset with
 its own injected noise, training with out-of-fold predictions, prediction, detectors, scoring)
@@ -22,14 +23,18 @@ REPO = Path(__file__).resolve().parent.parent
 ORDER = ["cleanlab", "cleanlab_mean", "person_level", "mask_slots", "neighbours", "age_residual", "merged"]
 
 
-def run_seed(seed: int, args) -> tuple[pd.DataFrame, dict, float]:
-    cmd = [sys.executable, "-m", "audit", "bench-noise", "--json", "--seed", str(seed),
-           "--people", str(args.people), "--eval", str(args.eval), "--epochs", str(args.epochs),
-           "--folds", str(args.folds)]
-    if args.arch:
-        cmd += ["--arch", args.arch]
-    if args.img_size:
-        cmd += ["--img-size", *map(str, args.img_size)]
+def run_seed(seed, args, existing: str | None = None) -> tuple[pd.DataFrame, dict, float]:
+    cmd = [sys.executable, "-m", "audit", "bench-noise", "--json"]
+    if existing:  # RUN:TRUTH of a kept run: detectors + scoring only
+        run, truth = existing.split(":", 1)
+        cmd += ["--run", run, "--truth", truth]
+    else:
+        cmd += ["--seed", str(seed), "--people", str(args.people), "--eval", str(args.eval),
+                "--epochs", str(args.epochs), "--folds", str(args.folds)]
+        if args.arch:
+            cmd += ["--arch", args.arch]
+        if args.img_size:
+            cmd += ["--img-size", *map(str, args.img_size)]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -76,10 +81,14 @@ def main() -> int:
     ap.add_argument("--arch", default=None, help="timm architecture (default: the demo model's)")
     ap.add_argument("--img-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     ap.add_argument("--out", default=None, help="also write all rows + timings as JSON here")
+    ap.add_argument("--runs", nargs="+", default=None, metavar="RUN:TRUTH",
+                    help="score these kept runs instead of building new ones (labelled by RUN's parent folder)")
     args = ap.parse_args()
     frames, timings = [], {}
-    for seed in args.seeds:
-        df, t, wall = run_seed(seed, args)
+    jobs = [(Path(spec.split(":", 1)[0]).resolve().parent.name, spec) for spec in args.runs] if args.runs \
+        else [(seed, None) for seed in args.seeds]
+    for seed, existing in jobs:
+        df, t, wall = run_seed(seed, args, existing)
         frames.append(df)
         timings[seed] = {**t, "wall_s": round(wall, 1)}
         print(f"seed {seed}: {wall:.0f} s {t}", file=sys.stderr, flush=True)
