@@ -185,13 +185,23 @@ def short_class_name(cid: int, bins: labels.AgeBins) -> str:
 def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list[str]:
     """One short hover line per image of a run: id, file, split, given -> predicted (confidence).
 
-    Kept short on purpose: at 31,500 points the hover strings are most of the chart's payload.
+    Kept short and ASCII on purpose: at 31,500 points the hover strings are most of the chart's
+    payload, and JSON escapes every non-ASCII character to six bytes; the full-scale Embeddings page
+    took 2.65 s to show with the earlier "·/→/≥" strings and 1.88 s with empty ones (BENCHMARKS.md).
     """
     preds, _meta = cached_run(run_path, stamp)
-    names = [short_class_name(c, bins) for c in range(labels.N_CLASSES)]
-    return [f"{pid} · {mt} ({sp})<br>{names[g]} → {names[q]} ({c:.2f})"
+    names = [_ascii_class_name(c, bins) for c in range(labels.N_CLASSES)]
+    files = {"incorrect_mask": "incorrect", "normal": "normal", "mask": "mask"}
+    return [f"{pid} {files.get(mt, mt)} ({sp})<br>{names[g]} -> {names[q]} ({c:.2f})"
             for pid, mt, sp, g, q, c in zip(preds["person_id"], preds["mask_type"], preds["split"],
                                             preds["class_id"], preds["pred_class"], preds["confidence"])]
+
+
+def _ascii_class_name(cid: int, bins: labels.AgeBins) -> str:
+    """ "Wea F 25-39": short_class_name in ASCII (hover text)."""
+    m, g, a = labels.split_class(int(cid))
+    age = bins.labels[a].replace("≥", ">=").replace("–", "-").replace("≤", "<=")
+    return f"{labels.MASK_NAMES[m][:3]} {labels.GENDER_NAMES[g][0]} {age}"
 
 
 @st.cache_resource(show_spinner="Loading the model for Grad-CAM…", max_entries=2)

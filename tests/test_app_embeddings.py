@@ -46,3 +46,17 @@ def test_embeddings_without_embeddings_says_why(app_data, tmp_path):
     at.run()
     assert not at.exception, at.exception
     assert "no embeddings" in at.info[0].value
+
+
+def test_hover_text_is_short_ascii_with_id_and_labels(app_data):
+    from audit.runs import Run
+    from pages import app_cache
+
+    run = Run.open(app_data.run)
+    hover = app_cache.cached_hover_text(str(app_data.run), ("test",), run.bins)
+    preds = run.predictions
+    assert len(hover) == len(preds)
+    assert all(h.isascii() for h in hover)  # JSON would escape anything else to 6 bytes a character
+    first = preds.iloc[0]
+    assert hover[0].startswith(str(first["person_id"])) and " -> " in hover[0]
+    assert max(map(len, hover)) < 80
