@@ -183,24 +183,27 @@ def short_class_name(cid: int, bins: labels.AgeBins) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list[str]:
-    """One short hover line per image of a run: id, file, split, given -> predicted (confidence).
+    """One short hover line per image of a run: id, file, split, given class, predicted class and
+    its confidence, e.g. "ffhq-16577 mask4 (train) | Wea F 25-39 | pred Inc M 25-39 0.09".
 
-    Kept short and ASCII on purpose: at 31,500 points the hover strings are most of the chart's
-    payload, and JSON escapes every non-ASCII character to six bytes; the full-scale Embeddings page
-    took 2.65 s to show with the earlier "·/→/≥" strings and 1.88 s with empty ones (BENCHMARKS.md).
+    Short, ASCII and free of "<", ">" on purpose: at 31,500 points the hover strings are most of
+    the chart's payload, and plotly's JSON escapes every non-ASCII character and every "<", ">" to
+    six bytes. The full-scale Embeddings page took 2.65 s to show with the earlier
+    "·/→/≥/<br>" strings and 1.88 s with empty ones (BENCHMARKS.md, "App page speed").
     """
     preds, _meta = cached_run(run_path, stamp)
     names = [_ascii_class_name(c, bins) for c in range(labels.N_CLASSES)]
     files = {"incorrect_mask": "incorrect", "normal": "normal", "mask": "mask"}
-    return [f"{pid} {files.get(mt, mt)} ({sp})<br>{names[g]} -> {names[q]} ({c:.2f})"
+    return [f"{pid} {files.get(mt, mt)} ({sp}) | {names[g]} | pred {names[q]} {c:.2f}"
             for pid, mt, sp, g, q, c in zip(preds["person_id"], preds["mask_type"], preds["split"],
                                             preds["class_id"], preds["pred_class"], preds["confidence"])]
 
 
 def _ascii_class_name(cid: int, bins: labels.AgeBins) -> str:
-    """ "Wea F 25-39": short_class_name in ASCII (hover text)."""
+    """ "Wea F 25-39": the class in ASCII without "<" or ">" (hover text); ages 0-24, 25-39, 40+."""
     m, g, a = labels.split_class(int(cid))
-    age = bins.labels[a].replace("≥", ">=").replace("–", "-").replace("≤", "<=")
+    lo, hi = bins.edges
+    age = (f"0-{lo - 1}", f"{lo}-{hi - 1}", f"{hi}+")[a]
     return f"{labels.MASK_NAMES[m][:3]} {labels.GENDER_NAMES[g][0]} {age}"
 
 

@@ -58,5 +58,6 @@ def test_hover_text_is_short_ascii_with_id_and_labels(app_data):
     assert len(hover) == len(preds)
     assert all(h.isascii() for h in hover)  # JSON would escape anything else to 6 bytes a character
     first = preds.iloc[0]
-    assert hover[0].startswith(str(first["person_id"])) and " -> " in hover[0]
+    assert hover[0].startswith(str(first["person_id"])) and " | pred " in hover[0]
+    assert not any("<" in h or ">" in h for h in hover)  # plotly's JSON escapes them to six bytes
     assert max(map(len, hover)) < 80
