@@ -34,7 +34,7 @@ from audit.labels import DEFAULT_BINS, GENDERS, TRAIN_MASK_TYPES
 from audit import face_drawing
 
 DEMO_FORMAT = "mask-audit-demo"
-DEMO_VERSION = 2  # 2: stronger age cues (lines, eye bags, young faces' proportions)
+DEMO_VERSION = 3  # 2: stronger age cues; 3: a coloured mask style in train
 TRUTH_COLUMNS = (
     "path", "split", "person", "true_gender", "given_gender", "true_age", "given_age",
     "true_mask", "given_mask", "gender_corrupted", "age_corrupted", "mask_corrupted",
