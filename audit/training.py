@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import shlex
@@ -577,6 +578,7 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
         how_to_reproduce=how_to_reproduce or default_command(config, index.root, checkpoint.parent),
         train_seconds=round(seconds, 1),
         train_device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        versions={**card0.versions, "training_code": training_code_fingerprint()},
         created=card0.created,
     )
     model.to("cpu")
@@ -606,6 +608,17 @@ def _card_metrics(metrics: dict) -> dict:
     if hist:
         out["final_train_loss"] = hist[-1]["loss"]
     return out
+
+
+def training_code_fingerprint() -> str:
+    """16 hex digits of sha256 over the code that decides what training produces (this module and
+    audit/model.py: losses, schedule, augmentation, preprocessing). Recorded in the model card's
+    `versions`; a checkpoint cached by `python -m audit demo` is reused only while it matches, so an
+    edited augmentation retrains instead of silently reusing a model made by the old code."""
+    digest = hashlib.sha256()
+    for name in ("training.py", "model.py"):
+        digest.update((Path(__file__).resolve().parent / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def demo_train_config(**changes) -> TrainConfig:

@@ -235,3 +235,16 @@ def test_demo_command_end_to_end_and_reuse(tmp_path, capsys):
     assert main(args) == 0  # current data, model and run: nothing recomputed
     assert "reusing" in capsys.readouterr().err
     assert checkpoint.stat().st_mtime_ns == stamp
+    # A checkpoint made by other training code (an edited augmentation, say) is not reused.
+    import json
+
+    from audit.training import training_code_fingerprint
+
+    card_path = checkpoint.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    assert card["versions"]["training_code"] == training_code_fingerprint()
+    card["versions"]["training_code"] = "0" * 16
+    card_path.write_text(json.dumps(card))
+    assert main(args) == 0
+    assert "reusing" not in capsys.readouterr().err
+    assert checkpoint.stat().st_mtime_ns != stamp

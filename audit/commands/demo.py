@@ -58,8 +58,11 @@ def _checkpoint_is_current(checkpoint: Path, index, config) -> bool:
         card = read_card(checkpoint)
     except (OSError, ValueError):
         return False
+    from audit.training import training_code_fingerprint
+
     wanted = config.to_dict()
     return card.data_fingerprint == index.fingerprint and card.train_config == wanted \
+        and card.versions.get("training_code") == training_code_fingerprint() \
         and (config.folds == 0 or oof_path(checkpoint).is_file())
 
 
