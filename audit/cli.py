@@ -28,6 +28,36 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
+class TqdmProgress:
+    """The library's `progress(done, total, message)` -> a tqdm bar on stderr; a new bar whenever
+    the message changes (indexing reports several stages). `desc`: a fixed label instead of the
+    messages. `disable=None`: no bar when stderr is not a terminal (CI logs, pipes)."""
+
+    def __init__(self, *, desc: str | None = None, unit: str = "it", leave: bool = True,
+                 disable: bool | None = False):
+        self._options = dict(file=sys.stderr, unit=unit, leave=leave, disable=disable, dynamic_ncols=True)
+        self._desc = desc
+        self._bar = None
+        self._message = None
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        from tqdm import tqdm
+
+        if self._bar is None or (self._desc is None and message != self._message):
+            self.close()
+            self._bar = tqdm(total=total, desc=self._desc or message, **self._options)
+            self._message = message
+        if total and self._bar.total != total:
+            self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m audit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -265,11 +265,18 @@ def _draw_chunk(args) -> int:
     return sum(_draw_person(seed, person, images, root) for person, images in chunk)
 
 
-def _is_previous_demo(out: Path) -> bool:
+def read_demo_meta(root) -> dict | None:
+    """A demo folder's demo.json (parameters, counts, "complete" flag), or None when there is none
+    or it is not a demo's."""
     try:
-        return json.loads((out / "demo.json").read_text()).get("format") == DEMO_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+        meta = json.loads((Path(root) / "demo.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == DEMO_FORMAT else None
+
+
+def _is_previous_demo(out: Path) -> bool:
+    return read_demo_meta(out) is not None
 
 
 def prepare_output(out: Path, *, force: bool = False) -> None:
@@ -390,13 +397,16 @@ def _write_truth(path: Path, images: list[_Image]) -> None:
             ])
 
 
-def read_truth(root):
-    """truth.csv of a demo -> DataFrame (columns TRUTH_COLUMNS; flags as bool)."""
+def read_truth(path):
+    """A demo's truth.csv (the file, or the demo folder holding it) -> DataFrame (columns
+    TRUTH_COLUMNS; the *_corrupted flags as bool, also when they were written as text)."""
     import pandas as pd
 
-    df = pd.read_csv(Path(root) / "truth.csv")
+    path = Path(path)
+    df = pd.read_csv(path / "truth.csv" if path.is_dir() else path)
     for c in ("gender_corrupted", "age_corrupted", "mask_corrupted"):
-        df[c] = df[c].astype(bool)
+        if c in df.columns:
+            df[c] = df[c].astype(str).str.lower().isin(("true", "1"))
     return df
 
 

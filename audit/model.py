@@ -342,6 +342,36 @@ def checkpoint_sha256(path: str | Path) -> str:
 # ---------------------------------------------------------------- preprocessing
 
 
+def _interpolation_mode(name: str):
+    """A card's interpolation name -> torchvision's InterpolationMode (bilinear when unknown)."""
+    from torchvision.transforms import InterpolationMode
+
+    try:
+        return InterpolationMode(name)
+    except ValueError:
+        return InterpolationMode.BILINEAR
+
+
+def load_rgb(img, size: tuple[int, int], interpolation="bilinear"):
+    """PIL image -> RGB PIL image of (H, W) = `size`, as the model sees it before normalising.
+
+    JPEGs not yet loaded are decoded at a reduced scale (`Image.draft`, which keeps the image at
+    least (W, H)): DCT-domain downscaling is several times faster than a full decode plus resize.
+    interpolation: an InterpolationMode or a card's name for one.
+    """
+    import torchvision.transforms.functional as TF
+
+    h, w = size
+    if getattr(img, "format", None) == "JPEG" and hasattr(img, "draft"):
+        img.draft("RGB", (w, h))
+    img = img.convert("RGB")
+    if img.size != (w, h):
+        if isinstance(interpolation, str):
+            interpolation = _interpolation_mode(interpolation)
+        img = TF.resize(img, [h, w], interpolation=interpolation, antialias=True)
+    return img
+
+
 class ImageTransform:
     """PIL image -> float tensor (3,H,W) normalised as the card says.
 
@@ -350,16 +380,11 @@ class ImageTransform:
     """
 
     def __init__(self, card: ModelCard, *, train: bool = False):
-        from torchvision.transforms import InterpolationMode
-
         self.size = card.image_size
         self.mean = list(card.mean)
         self.std = list(card.std)
         self.train = train
-        try:
-            self.interpolation = InterpolationMode(card.interpolation)
-        except ValueError:
-            self.interpolation = InterpolationMode.BILINEAR
+        self.interpolation = _interpolation_mode(card.interpolation)
         self._augment = None
         if train:
             from torchvision import transforms as T
@@ -379,12 +404,7 @@ class ImageTransform:
     def __call__(self, img) -> torch.Tensor:
         import torchvision.transforms.functional as TF
 
-        h, w = self.size
-        if getattr(img, "format", None) == "JPEG" and hasattr(img, "draft"):
-            img.draft("RGB", (w, h))  # keeps the image >= (w, h)
-        img = img.convert("RGB")
-        if img.size != (w, h):
-            img = TF.resize(img, [h, w], interpolation=self.interpolation, antialias=True)
+        img = load_rgb(img, self.size, self.interpolation)
         if self._augment is not None:
             img = self._augment(img)
         tensor = TF.to_tensor(img)

@@ -103,6 +103,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
+def describe_device(device: torch.device) -> str:
+    """ "cpu", or "cuda (NVIDIA H200)": for model cards and run metadata."""
+    return str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+
+
 def default_workers() -> int:
     """Decoding processes: all cores."""
     return max(1, os.cpu_count() or 1)
@@ -133,7 +138,7 @@ def _cpu_threads(device: torch.device, threads: int):
         torch.set_num_threads(before)
 
 
-def _forward(model, x: torch.Tensor, device: torch.device) -> dict[str, np.ndarray]:
+def forward_batch(model, x: torch.Tensor, device: torch.device) -> dict[str, np.ndarray]:
     """One batch (B,3,H,W) -> probabilities per head, age (years) and embeddings, as numpy."""
     # NHWC: faster convolutions with oneDNN on CPU and with tensor cores on CUDA.
     x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -171,7 +176,7 @@ def predict_images(model, card: ModelCard, images) -> dict[str, np.ndarray]:
     device = _model_device(model)
     model.eval()
     x = torch.stack([transform(img) for img in images])
-    out = _forward(model, x, device)
+    out = forward_batch(model, x, device)
     out["class"] = class_probs_from_heads(out["mask"], out["gender"], out["age"]).astype(np.float32)
     if out["age_reg"] is None or not card.has_age_regression:
         out["age_reg"] = np.full(len(x), np.nan, dtype=np.float32)
@@ -212,7 +217,7 @@ def predict_paths(model, card: ModelCard, root: str | Path, paths: Sequence[str]
     if progress is not None:
         progress(0, n, "predicting")
     for x, pos, ok, errors in loader:
-        out = _forward(model, x, device)
+        out = forward_batch(model, x, device)
         pos = pos.numpy()
         ok = ok.numpy().astype(bool)
         if result["embedding"] is None:
@@ -303,7 +308,7 @@ def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batc
         "oof": oof_info,
         "skipped": skipped,
         "splits": sorted(set(predictions["split"])),
-        "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "device": describe_device(dev),
         "batch_size": int(batch_size),
         "workers": int(workers),
         "threads": int(threads) if dev.type == "cpu" else None,

@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from audit.labels import DEFAULT_BINS, N_AGE_BINS, N_GENDER, N_MASK, AgeBins, class_id
+from audit.file_io import write_atomic
 from audit.model import (
     AGE_SCALE,
     MaskAuditNet,
@@ -43,10 +44,12 @@ from audit.model import (
     create_eval_transform,
     create_model,
     create_train_transform,
+    load_rgb,
     oof_path,
     resolve_checkpoint,
     save_checkpoint,
 )
+from audit.prediction import describe_device, forward_batch, resolve_device
 
 Progress = Callable[[int, int, str], None]
 P_MASK = tuple(f"p_mask_{i}" for i in range(N_MASK))
@@ -162,13 +165,6 @@ def person_folds(images: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
 # ---------------------------------------------------------------- data
 
 
-def _open_image(path: Path):
-    from PIL import Image
-
-    img = Image.open(path)
-    return img
-
-
 class _Images(Dataset):
     """Rows -> (image tensor (3,H,W), mask, gender, age_bin, age (years), position).
 
@@ -194,7 +190,7 @@ class _Images(Dataset):
         if self.cache is not None:
             img = Image.fromarray(self.cache[self.positions[i]])
         else:
-            img = _open_image(self.root / self.paths[i])
+            img = Image.open(self.root / self.paths[i])
         x = self.transform(img)
         m, g, a, age = self.labels[i]
         return x, int(m), int(g), int(a), float(age), i
@@ -215,14 +211,8 @@ class _Decode(Dataset):
     def __getitem__(self, i: int):
         from PIL import Image
 
-        h, w = self.size
-        img = _open_image(self.root / self.paths[i])
-        if getattr(img, "format", None) == "JPEG":
-            img.draft("RGB", (w, h))
-        img = img.convert("RGB")
-        if img.size != (w, h):
-            resample = {"bilinear": Image.BILINEAR, "nearest": Image.NEAREST}.get(self.interpolation, Image.BICUBIC)
-            img = img.resize((w, h), resample=resample, reducing_gap=None)
+        with Image.open(self.root / self.paths[i]) as img:
+            img = load_rgb(img, self.size, self.interpolation)  # the same pixels the transforms would see
         return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
 
 
@@ -342,21 +332,20 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-@torch.no_grad()
 def predict_dataset(model: MaskAuditNet, dataset: Dataset, *, batch_size: int, workers: int,
                     device: torch.device | None = None) -> dict[str, np.ndarray]:
-    """-> {"mask": (N,3), "gender": (N,2), "age": (N,3) probabilities, "age_reg": (N,) years}."""
+    """-> {"mask": (N,3), "gender": (N,2), "age": (N,3) probabilities, "age_reg": (N,) years}.
+
+    The forward pass is `audit.prediction`'s, so validation sees what a run will."""
     device = device or torch.device("cpu")
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size * 2, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
     parts = {"mask": [], "gender": [], "age": [], "age_reg": []}
     for x, *_ in loader:
-        with _autocast(device):
-            out = model(x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last))
-        for head in ("mask", "gender", "age"):
-            parts[head].append(torch.softmax(out[head].float(), dim=1).cpu().numpy())
-        parts["age_reg"].append(out["age_reg"].float().cpu().numpy())
+        out = forward_batch(model, x, device)
+        for head in parts:
+            parts[head].append(out[head])
     empty = {"mask": (0, N_MASK), "gender": (0, N_GENDER), "age": (0, N_AGE_BINS), "age_reg": (0,)}
     return {h: np.concatenate(v) if v else np.zeros(empty[h], np.float32) for h, v in parts.items()}
 
@@ -468,8 +457,6 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
     out_path: a folder (-> folder/model.pt) or a .pt path. Writes the checkpoint, its card (.json)
     and oof.parquet beside it. progress(done, total, message) is called per optimisation step.
     """
-    from audit.prediction import resolve_device
-
     t_start = time.perf_counter()
     device = resolve_device(config.device)  # before any work: a missing GPU is the first thing to say
     if tuple(index.bins.edges) != tuple(config.bins.edges):
@@ -577,7 +564,7 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
         train_config=config.to_dict(),
         how_to_reproduce=how_to_reproduce or default_command(config, index.root, checkpoint.parent),
         train_seconds=round(seconds, 1),
-        train_device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        train_device=describe_device(device),
         versions={**card0.versions, "training_code": training_code_fingerprint()},
         created=card0.created,
     )
@@ -586,9 +573,7 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
     checkpoint = save_checkpoint(model, card, checkpoint)
     oof_file = oof_path(checkpoint)
     if oof is not None:
-        tmp = oof_file.with_suffix(".parquet.tmp")
-        oof.to_parquet(tmp, index=False)
-        tmp.replace(oof_file)
+        write_atomic(oof_file, lambda fh: oof.to_parquet(fh, index=False))
     elif oof_file.exists():
         oof_file.unlink()  # a stale file from an earlier training would pass for this model's
     return TrainResult(checkpoint=checkpoint, card=card, oof=oof, metrics=metrics, seconds=seconds,

@@ -53,21 +53,12 @@ def demo_dims() -> list[int]:
         return [576, 512]
 
 
-class Clock:
-    """Wall seconds and this process's CPU seconds (all threads) of the last `timed` call.
-
-    On a shared, overloaded box the wall time mostly measures the neighbours; CPU time is what the
-    work itself cost (close to the wall time on an idle machine for single-threaded stages).
-    """
-
-    cpu = 0.0
-
-
 def timed(fn, *args, **kwargs):
+    """-> (result, wall seconds, this process's CPU seconds over all threads). On a shared,
+    overloaded box the wall time mostly measures the neighbours; CPU time is what the work cost."""
     start, cpu = time.perf_counter(), time.process_time()
     out = fn(*args, **kwargs)
-    Clock.cpu = time.process_time() - cpu
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> int:
@@ -88,35 +79,35 @@ def main() -> int:
     t_import, c_import = time.perf_counter() - t0, time.process_time() - c0
     # 2,000 rows go through the same code path as 31,500 (precomputed exact kNN), so this
     # compiles every numba function the full-scale fit needs.
-    _, t_warm = timed(el.umap_layout, mixture(2000, 64, seed=1))
+    _, t_warm, c_warm = timed(el.umap_layout, mixture(2000, 64, seed=1))
     print(f"compilation: import umap {t_import:.1f} s wall ({c_import:.1f} s CPU) + 2,000-row warm-up "
-          f"fit {t_warm:.1f} s wall ({Clock.cpu:.1f} s CPU)")
+          f"fit {t_warm:.1f} s wall ({c_warm:.1f} s CPU)")
 
     for d in dims:
         x = mixture(args.n, d)
         print(f"\n== N={args.n:,} D={d} float16 ==")
-        _, t_pca = timed(el.pca_layout, x)
-        print(f"pca_layout: {t_pca:.2f} s wall, {Clock.cpu:.2f} s CPU")
-        _, t_knn = timed(el.exact_knn, x, 15)
-        print(f"exact_knn (k=15, cosine): {t_knn:.1f} s wall, {Clock.cpu:.1f} s CPU")
-        layout, t_umap = timed(el.umap_layout, x)
+        _, t_pca, c_pca = timed(el.pca_layout, x)
+        print(f"pca_layout: {t_pca:.2f} s wall, {c_pca:.2f} s CPU")
+        _, t_knn, c_knn = timed(el.exact_knn, x, 15)
+        print(f"exact_knn (k=15, cosine): {t_knn:.1f} s wall, {c_knn:.1f} s CPU")
+        layout, t_umap, c_umap = timed(el.umap_layout, x)
         assert layout.shape == (args.n, 2) and np.isfinite(layout).all()
         print(f"umap_layout (module defaults: seed=0, cosine, n_neighbors=15; includes the kNN): "
-              f"{t_umap:.1f} s wall, {Clock.cpu:.1f} s CPU")
+              f"{t_umap:.1f} s wall, {c_umap:.1f} s CPU")
 
         with tempfile.TemporaryDirectory() as tmp:
             np.save(Path(tmp) / "embeddings.npy", x)
-            _, t_first = timed(el.run_layout, tmp, "pca")
-            _, t_hit = timed(el.run_layout, tmp, "pca")
-            _, t_cached = timed(el.cached_layout, tmp, "umap")
+            _, t_first, _ = timed(el.run_layout, tmp, "pca")
+            _, t_hit, _ = timed(el.run_layout, tmp, "pca")
+            _, t_cached, _ = timed(el.cached_layout, tmp, "umap")
             print(f"run_layout pca: first {t_first:.2f} s, cache hit {t_hit:.3f} s; "
                   f"cached_layout miss (umap) {t_cached:.3f} s")
 
         if args.variants:
             for name, kw in {"seed=None (all cores)": dict(seed=None),
                              "n_epochs=100": dict(n_epochs=100)}.items():
-                _, t = timed(el.umap_layout, x, **kw)
-                print(f"variant {name}: {t:.1f} s wall, {Clock.cpu:.1f} s CPU")
+                _, t, c = timed(el.umap_layout, x, **kw)
+                print(f"variant {name}: {t:.1f} s wall, {c:.1f} s CPU")
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -48,10 +48,6 @@ FIRST_IMAGE_LOADED = """() => {
 CONTENT = {**{p: sel for p, (_title, sel) in PAGES.items()}, "export": ".st-key-export_download_relabel button"}
 
 
-def _content_selector(path: str) -> str:
-    return CONTENT[path]
-
-
 def click_nav(page, path: str) -> None:
     title = PAGES[path][0]
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
@@ -61,7 +57,7 @@ def navigate(page, path: str) -> tuple[float, float]:
     """Sidebar click -> (seconds to main content visible, seconds to the run being over)."""
     t0 = time.perf_counter()
     click_nav(page, path)
-    page.wait_for_selector(_content_selector(path), state="visible", timeout=TIMEOUT_MS)
+    page.wait_for_selector(CONTENT[path], state="visible", timeout=TIMEOUT_MS)
     if path == "samples":
         page.wait_for_function(FIRST_IMAGE_LOADED, timeout=TIMEOUT_MS)
     t_content = time.perf_counter() - t0
@@ -89,31 +85,36 @@ def samples_filter_change(page, choice: str) -> float:
     return time.perf_counter() - t0
 
 
-def _legend_text(page) -> str:
-    return page.evaluate("""() => {
-        const gd = document.querySelector('.st-key-embeddings_chart .js-plotly-plot');
-        if (!gd) return '';
-        const parts = [...gd.querySelectorAll('.legendtext, .cbtitle')].map(e => e.textContent);
-        return parts.join('|');
-    }""")
+# The Embeddings plot's legend entries (or colour-bar title), joined; "" before the plot exists.
+LEGEND_TEXT = """() => {
+    const gd = document.querySelector('.st-key-embeddings_chart .js-plotly-plot');
+    if (!gd) return '';
+    return [...gd.querySelectorAll('.legendtext, .cbtitle')].map(e => e.textContent).join('|');
+}"""
 
 
 def embeddings_colour_change(page, option: str) -> float:
     """Choose `option` in "Colour by" -> the plot's legend (or colour bar) shows the new colouring."""
-    before = _legend_text(page)
+    before = page.evaluate(LEGEND_TEXT)
     page.locator(".st-key-embeddings_colour [role='combobox']").first.click()
     option_el = page.locator("[role='option']", has_text=option).first
     option_el.wait_for(state="visible", timeout=TIMEOUT_MS)
     t0 = time.perf_counter()
     option_el.click()
-    page.wait_for_function(
-        """(before) => {
-            const gd = document.querySelector('.st-key-embeddings_chart .js-plotly-plot');
-            if (!gd) return false;
-            const parts = [...gd.querySelectorAll('.legendtext, .cbtitle')].map(e => e.textContent);
-            return parts.join('|') !== before && parts.length > 0;
-        }""", arg=before, timeout=TIMEOUT_MS)
+    page.wait_for_function(f"""(before) => {{ const now = ({LEGEND_TEXT})(); return now !== '' && now !== before; }}""",
+                           arg=before, timeout=TIMEOUT_MS)
     return time.perf_counter() - t0
+
+
+def alternate(page, path: str, change, choices: tuple[str, str], repeats: int) -> dict:
+    """On page `path`, time `change(page, choice)` `repeats` times, alternating between two choices."""
+    navigate(page, path)
+    wait_until_idle(page, TIMEOUT_MS)
+    times = []
+    for i in range(repeats):
+        times.append(change(page, choices[i % 2]))
+        wait_until_idle(page, TIMEOUT_MS)
+    return summarise(times)
 
 
 def record_decisions(workspace: Path, data: Path, n: int) -> int:
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
             page.set_default_timeout(TIMEOUT_MS)
             t0 = time.perf_counter()
             page.goto(url)
-            page.wait_for_selector(_content_selector("overview"), state="visible")
+            page.wait_for_selector(CONTENT["overview"], state="visible")
             wait_until_idle(page, TIMEOUT_MS)
             results["first_load_overview_s"] = round(time.perf_counter() - t0, 2)
             first = {}
@@ -189,21 +190,10 @@ def main(argv=None) -> int:
             results["navigation"] = {p: {"content": summarise(v["content"]), "done": summarise(v["done"])}
                                      for p, v in nav.items()}
 
-            navigate(page, "samples")
-            wait_until_idle(page, TIMEOUT_MS)
-            times = []
-            for i in range(args.repeats):
-                times.append(samples_filter_change(page, "Wrong" if i % 2 == 0 else "All"))
-                wait_until_idle(page, TIMEOUT_MS)
-            results["samples_filter_change"] = summarise(times)
-
-            navigate(page, "embeddings")
-            wait_until_idle(page, TIMEOUT_MS)
-            times = []
-            for i in range(args.repeats):
-                times.append(embeddings_colour_change(page, "Split" if i % 2 == 0 else "Correct / wrong"))
-                wait_until_idle(page, TIMEOUT_MS)
-            results["embeddings_colour_change"] = summarise(times)
+            results["samples_filter_change"] = alternate(page, "samples", samples_filter_change,
+                                                         ("Wrong", "All"), args.repeats)
+            results["embeddings_colour_change"] = alternate(page, "embeddings", embeddings_colour_change,
+                                                            ("Split", "Correct / wrong"), args.repeats)
             browser.close()
     finally:
         stop_server(proc)

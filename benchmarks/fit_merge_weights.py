@@ -19,11 +19,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audit.noise.bench import score_existing  # noqa: E402,F401  (documents where the runs come from)
+from audit.demo_data import read_truth  # noqa: E402
 from audit.noise.confident_learning import confident_learning  # noqa: E402
 from audit.noise.merge import DEFAULT_WEIGHTS, merge_queue, run_detectors  # noqa: E402
 from audit.noise.scoring import score_detector, truth_items  # noqa: E402
@@ -39,10 +38,7 @@ GRID = {
 def load(spec: str) -> dict:
     run_dir, truth_path = spec.split(":", 1)
     run = Run.open(run_dir)
-    truth = pd.read_csv(truth_path)
-    for c in ("gender_corrupted", "age_corrupted", "mask_corrupted"):
-        if c in truth.columns:
-            truth[c] = truth[c].astype(str).str.lower().isin(("true", "1"))
+    truth = read_truth(truth_path)
     preds = run.predictions
     frames = run_detectors(preds, run.embeddings, bins=run.bins, cleanlab_person_agg="max")
     # The declared/fitted columns below merge with each candidate's own aggregation.

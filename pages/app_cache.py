@@ -60,12 +60,11 @@ def init_session_defaults() -> None:
 
 def demo_is_built(root: Path | None = None) -> bool:
     """True when `root` holds a complete demo (make_demo marks demo.json complete when done)."""
-    import json
+    from audit.demo_data import read_demo_meta
+
     root = root or workspace.demo_data_dir()
-    try:
-        return bool(json.loads((root / "demo.json").read_text()).get("complete")) and (root / "images").is_dir()
-    except (OSError, ValueError, AttributeError):
-        return False
+    meta = read_demo_meta(root)
+    return meta is not None and bool(meta.get("complete")) and (root / "images").is_dir()
 
 
 def demo_run_dir() -> Path:
@@ -175,10 +174,16 @@ def cached_pca(run_path: str, stamp: tuple):
     return embedding_layout.pca_layout(np.load(Path(run_path) / "embeddings.npy"))
 
 
-def short_class_name(cid: int, bins: labels.AgeBins) -> str:
-    """Compact class name for dense places (hover text, matrix ticks), e.g. "Wea·F·25–39"."""
+def short_class_name(cid: int, bins: labels.AgeBins, *, ascii_only: bool = False) -> str:
+    """Compact class name for dense places, e.g. "Wea·F·25–39" (matrix ticks), or with
+    `ascii_only` "Wea F 25-39", without "<" or ">" (ages 0-24, 25-39, 40+; hover text)."""
     m, g, a = labels.split_class(int(cid))
-    return f"{labels.MASK_NAMES[m][:3]}·{labels.GENDER_NAMES[g][0]}·{bins.labels[a]}"
+    if ascii_only:
+        lo, hi = bins.edges
+        age, sep = (f"0-{lo - 1}", f"{lo}-{hi - 1}", f"{hi}+")[a], " "
+    else:
+        age, sep = bins.labels[a], "·"
+    return sep.join((labels.MASK_NAMES[m][:3], labels.GENDER_NAMES[g][0], age))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -192,19 +197,12 @@ def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list
     "·/→/≥/<br>" strings and 1.88 s with empty ones (BENCHMARKS.md, "App page speed").
     """
     preds, _meta = cached_run(run_path, stamp)
-    names = [_ascii_class_name(c, bins) for c in range(labels.N_CLASSES)]
+    names = [short_class_name(c, bins, ascii_only=True) for c in range(labels.N_CLASSES)]
     files = {"incorrect_mask": "incorrect", "normal": "normal", "mask": "mask"}
     return [f"{pid} {files.get(mt, mt)} ({sp}) | {names[g]} | pred {names[q]} {c:.2f}"
             for pid, mt, sp, g, q, c in zip(preds["person_id"], preds["mask_type"], preds["split"],
                                             preds["class_id"], preds["pred_class"], preds["confidence"])]
 
-
-def _ascii_class_name(cid: int, bins: labels.AgeBins) -> str:
-    """ "Wea F 25-39": the class in ASCII without "<" or ">" (hover text); ages 0-24, 25-39, 40+."""
-    m, g, a = labels.split_class(int(cid))
-    lo, hi = bins.edges
-    age = (f"0-{lo - 1}", f"{lo}-{hi - 1}", f"{hi}+")[a]
-    return f"{labels.MASK_NAMES[m][:3]} {labels.GENDER_NAMES[g][0]} {age}"
 
 
 @st.cache_resource(show_spinner="Loading the model for Grad-CAM…", max_entries=2)

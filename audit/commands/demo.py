@@ -10,13 +10,12 @@ was trained on the same data with the same settings), and predict it into worksp
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from audit.cli import UsageError
+from audit.cli import TqdmProgress, UsageError
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -38,13 +37,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _demo_is_current(root: Path, people: int, eval_images: int, seed: int) -> bool:
-    try:
-        meta = json.loads((root / "demo.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    from audit.demo_data import DEMO_VERSION
+    from audit.demo_data import DEMO_VERSION, read_demo_meta
 
-    return bool(meta.get("complete")) and meta.get("version") == DEMO_VERSION and meta.get("like") is None \
+    meta = read_demo_meta(root)
+    return meta is not None and bool(meta.get("complete")) and meta.get("version") == DEMO_VERSION and meta.get("like") is None \
         and meta.get("people") == people \
         and meta.get("eval_images") == eval_images and meta.get("seed") == seed
 
@@ -66,20 +62,6 @@ def _checkpoint_is_current(checkpoint: Path, index, config) -> bool:
         and (config.folds == 0 or oof_path(checkpoint).is_file())
 
 
-def _bar(desc: str, unit: str):
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-
-    def progress(done: int, total: int, message: str = "") -> None:
-        if total and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return bar, progress
-
-
 def run(args) -> int:
     from audit import workspace
     from audit.commands.train import config_from_args, print_summary
@@ -95,10 +77,10 @@ def run(args) -> int:
     timings = {}
     root = workspace.demo_data_dir()
     if args.force or not _demo_is_current(root, args.people, args.eval_images, args.data_seed):
-        bar, progress = _bar("drawing demo faces", "img")
+        progress = TqdmProgress(desc="drawing demo faces", unit="img")
         make_demo(root, people=args.people, eval_images=args.eval_images, seed=args.data_seed, force=True,
                   progress=progress)
-        bar.close()
+        progress.close()
         print(f"demo data: drew {args.people} people x 7 + {args.eval_images} eval images into {root}", file=sys.stderr)
     else:
         print(f"demo data: {root} is current", file=sys.stderr)
@@ -130,9 +112,9 @@ def run(args) -> int:
     timings["train_s"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
-    bar, progress = _bar("predicting", "img")
+    progress = TqdmProgress(desc="predicting", unit="img")
     run_dir = predict_run(index, checkpoint, workspace.runs_dir() / "demo", progress=progress, reuse=not args.force)
-    bar.close()
+    progress.close()
     timings["predict_s"] = time.perf_counter() - t1
     total = time.perf_counter() - t0
 

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from audit.cli import UsageError
+from audit.cli import TqdmProgress, UsageError
 from audit.labels import parse_bins
 
 SHOW_FINDINGS = 15
@@ -23,31 +23,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--bins", default="default", help="age bins: default, competition or LO,HI (default: default)")
     parser.add_argument("--workers", type=int, default=None, help="threads for --check-images (default: all cores)")
-
-
-class _TqdmProgress:
-    """progress(done, total, message) -> one tqdm bar per message, on stderr."""
-
-    def __init__(self):
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self._bar = None
-        self._message = None
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        if message != self._message:
-            self.close()
-            # disable=None: no bar when stderr is not a terminal (CI logs, pipes)
-            self._bar = self._tqdm(total=total, desc=message, file=sys.stderr, unit="it", leave=False, disable=None)
-            self._message = message
-        self._bar.n = done
-        self._bar.refresh()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 def _summary(index) -> str:
@@ -83,7 +58,7 @@ def run(args) -> int:
         raise UsageError(str(err)) from None
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    progress = _TqdmProgress()
+    progress = TqdmProgress(leave=False, disable=None)
     try:
         index = index_dataset(args.root, bins=bins, check_images=args.check_images, workers=args.workers,
                               progress=progress)

@@ -8,9 +8,8 @@ replaced); anything else needs --force.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from audit.cli import UsageError
+from audit.cli import TqdmProgress, UsageError
 
 
 def _rate(text: str) -> float:
@@ -43,8 +42,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from audit.demo_data import NoiseRates, make_demo
 
     if args.people < 0 or args.eval_images < 0:
@@ -54,12 +51,7 @@ def run(args) -> int:
     if args.like_limit is not None and (args.like is None or args.like_limit < 1):
         raise UsageError("--like-limit needs --like and a positive number")
     noise = NoiseRates(gender_flip=args.gender_flip, age_shift=args.age_shift, mask_swap=args.mask_swap)
-    bar = tqdm(total=0, desc="drawing faces", unit="img", file=sys.stderr)
-
-    def progress(done: int, total: int, message: str) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    progress = TqdmProgress(desc="drawing faces", unit="img")
     try:
         info = make_demo(args.out, people=args.people, eval_images=args.eval_images, seed=args.seed,
                          like=args.like, like_limit=args.like_limit, noise=noise, workers=args.workers,
@@ -67,7 +59,7 @@ def run(args) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
     finally:
-        bar.close()
+        progress.close()
     n = info.noise_counts
     print(f"Demo dataset in {info.root}: {info.train_people:,} train people ({info.train_people * 7:,} images) "
           f"+ {info.eval_images:,} eval images in {info.seconds:.1f} s. Injected noise: {n['gender']} gender flips, "

@@ -8,9 +8,8 @@ the same checkpoint and data is reused. A progress bar goes to stderr.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from audit.cli import UsageError
+from audit.cli import TqdmProgress, UsageError
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -24,25 +23,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads on CPU (default: the cores the decoding processes leave, at least 1)")
     parser.add_argument("--no-reuse", action="store_true", help="recompute even if the run already holds these predictions")
-
-
-class _TqdmProgress:
-    """progress(done, total, message) -> a tqdm bar on stderr."""
-
-    def __init__(self):
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self._bar = None
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        if self._bar is None:
-            self._bar = self._tqdm(total=total, desc=message, file=sys.stderr, unit="img")
-        self._bar.update(done - self._bar.n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def run(args) -> int:
@@ -70,7 +50,7 @@ def run(args) -> int:
     meta_path = run_dir / META_NAME
     before = meta_path.stat().st_mtime_ns if meta_path.is_file() else None
 
-    progress = _TqdmProgress()
+    progress = TqdmProgress(unit="img")
     try:
         path = predict_run(index, checkpoint, run_dir, batch_size=args.batch_size, device=args.device,
                            workers=args.workers, threads=args.threads, progress=progress, reuse=not args.no_reuse)

@@ -145,14 +145,12 @@ def model_summary(predictions: pd.DataFrame) -> dict:
 def score_existing(run_dir: str | Path, truth_path: str | Path, *, k: int = 10) -> BenchResult:
     """Score an existing run of a demo dataset against that demo's truth.csv (no building,
     training or predicting): the run's train rows must all appear in the truth file."""
+    from audit.demo_data import read_truth
     from audit.runs import Run
 
     t0 = time.perf_counter()
     run = Run.open(run_dir)
-    truth = pd.read_csv(truth_path)
-    for c in ("gender_corrupted", "age_corrupted", "mask_corrupted"):
-        if c in truth.columns:
-            truth[c] = truth[c].astype(str).str.lower().isin(("true", "1"))
+    truth = read_truth(truth_path)
     results, queue = score_run(run.predictions, run.embeddings, truth, bins=run.bins, k=k)
     counts = {f"noisy_{f}": int(results.loc[results["field"] == f, "n_noisy"].iloc[0])
               for f in L.FIELDS if (results["field"] == f).any()}
