@@ -28,6 +28,7 @@ from PIL import Image
 from torch import nn
 
 from audit.labels import N_AGE_BINS, N_GENDER, N_MASK
+from audit.model import crop_box
 
 HEADS = ("mask", "gender", "age")
 HEAD_SIZES = {"mask": N_MASK, "gender": N_GENDER, "age": N_AGE_BINS}
@@ -300,7 +301,11 @@ class GradCamExplainer:
         import cv2
 
         h, w = rgb.shape[:2]
-        heatmap = cv2.resize(cam.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        # The model saw the central crop only: the map goes back over that box, zero outside it.
+        left, top, right, bottom = crop_box((w, h), self.card.crop)
+        heatmap = np.zeros((h, w), dtype=np.float32)
+        heatmap[top:bottom, left:right] = cv2.resize(cam.astype(np.float32), (right - left, bottom - top),
+                                                     interpolation=cv2.INTER_LINEAR)
         heatmap = np.clip(heatmap, 0.0, 1.0)
         return CamResult(heatmap=heatmap, overlay=overlay_heatmap(rgb, heatmap), method=method, head=head,
                          class_index=int(class_index), probability=float(probs[class_index]),

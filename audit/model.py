@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,6 +52,9 @@ class ModelCard:
     std: tuple[float, float, float]
     # resize interpolation ("bilinear", "bicubic", ...), from timm's data config
     interpolation: str = "bicubic"
+    # fraction of the image's height and width kept around its centre before resizing (1 = all of
+    # it): the face is central, so a crop gives it more of a small input's pixels
+    crop: float = 1.0
     # the age bins the age head predicts (AgeBins.to_dict())
     bins: dict = field(default_factory=DEFAULT_BINS.to_dict)
     # whether forward() has an "age_reg" output (years)
@@ -192,12 +196,14 @@ def create_model(
     bins: AgeBins = DEFAULT_BINS,
     img_size: tuple[int, int] | None = None,
     drop_rate: float = 0.0,
+    crop: float = 1.0,
 ) -> MaskAuditNet:
     """A timm backbone by name with mask / gender / age heads; `model.card` says how to feed it.
 
     pretrained: ImageNet weights via timm (download or cache); pretrained_file: a local timm/torch
     state dict for the backbone instead (implies pretrained). img_size: (H, W) overriding the
-    architecture's default input size. Raises ValueError for an unknown architecture and
+    architecture's default input size; crop: the central fraction of each image the model sees
+    (ModelCard.crop). Raises ValueError for an unknown architecture and
     PretrainedWeightsUnavailable when the weights cannot be fetched.
     """
     import timm
@@ -205,6 +211,7 @@ def create_model(
 
     if not timm.is_model(arch):
         raise ValueError(f"unknown timm architecture {arch!r} (see timm.list_models())")
+    crop = validate_crop(crop)
     if pretrained_file is not None:
         pretrained_file = Path(pretrained_file).expanduser()
         if not pretrained_file.is_file():
@@ -235,6 +242,7 @@ def create_model(
         mean=tuple(float(v) for v in config["mean"]),
         std=tuple(float(v) for v in config["std"]),
         interpolation=str(config.get("interpolation") or "bicubic"),
+        crop=crop,
         bins=bins.to_dict(),
         has_age_regression=True,
         embedding_dim=embedding_dim,
@@ -352,24 +360,42 @@ def _interpolation_mode(name: str):
         return InterpolationMode.BILINEAR
 
 
-def load_rgb(img, size: tuple[int, int], interpolation="bilinear"):
+def load_rgb(img, size: tuple[int, int], interpolation="bilinear", crop: float = 1.0):
     """PIL image -> RGB PIL image of (H, W) = `size`, as the model sees it before normalising.
 
+    crop < 1 keeps the central `crop` fraction of the height and width first (`crop_box`).
     JPEGs not yet loaded are decoded at a reduced scale (`Image.draft`, which keeps the image at
-    least (W, H)): DCT-domain downscaling is several times faster than a full decode plus resize.
+    least (W, H) / crop): DCT-domain downscaling is several times faster than a full decode plus resize.
     interpolation: an InterpolationMode or a card's name for one.
     """
     import torchvision.transforms.functional as TF
 
     h, w = size
     if getattr(img, "format", None) == "JPEG" and hasattr(img, "draft"):
-        img.draft("RGB", (w, h))
+        img.draft("RGB", (math.ceil(w / crop), math.ceil(h / crop)))
     img = img.convert("RGB")
+    if crop < 1.0:
+        img = img.crop(crop_box(img.size, crop))
     if img.size != (w, h):
         if isinstance(interpolation, str):
             interpolation = _interpolation_mode(interpolation)
         img = TF.resize(img, [h, w], interpolation=interpolation, antialias=True)
     return img
+
+
+def crop_box(image_size: tuple[int, int], crop: float) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the central `crop` fraction of a (W, H) image, in pixels."""
+    W, H = image_size
+    cw, ch = max(1, round(W * crop)), max(1, round(H * crop))
+    left, top = (W - cw) // 2, (H - ch) // 2
+    return left, top, left + cw, top + ch
+
+
+def validate_crop(crop: float) -> float:
+    crop = float(crop)
+    if not 0.2 <= crop <= 1.0:
+        raise ValueError(f"crop must be within [0.2, 1] (the kept fraction of the image), got {crop}")
+    return crop
 
 
 class ImageTransform:
@@ -385,6 +411,7 @@ class ImageTransform:
         self.std = list(card.std)
         self.train = train
         self.interpolation = _interpolation_mode(card.interpolation)
+        self.crop = float(card.crop)
         self._augment = None
         if train:
             from torchvision import transforms as T
@@ -404,14 +431,15 @@ class ImageTransform:
     def __call__(self, img) -> torch.Tensor:
         import torchvision.transforms.functional as TF
 
-        img = load_rgb(img, self.size, self.interpolation)
+        img = load_rgb(img, self.size, self.interpolation, self.crop)
         if self._augment is not None:
             img = self._augment(img)
         tensor = TF.to_tensor(img)
         return TF.normalize(tensor, self.mean, self.std)
 
     def __repr__(self) -> str:
-        return f"ImageTransform(size={self.size}, train={self.train}, interpolation={self.interpolation.value})"
+        return (f"ImageTransform(size={self.size}, crop={self.crop}, train={self.train}, "
+                f"interpolation={self.interpolation.value})")
 
 
 def create_eval_transform(card: ModelCard) -> ImageTransform:

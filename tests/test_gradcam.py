@@ -5,7 +5,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from audit.gradcam import GradCamExplainer, HeadLogits, choose_cam_layer
-from audit.model import create_model
+from audit.model import create_model, crop_box
 
 
 def _face(size=(96, 128)) -> Image.Image:
@@ -91,6 +91,22 @@ def test_heatmap_has_the_image_size_and_varies(which, method, request):
     assert 0.0 < result.probability < 1.0
     # Hooks are released after each call (the CAM object is used as a context manager).
     assert not explainer.layer.module._forward_hooks
+
+
+def test_heatmap_of_a_cropping_model_covers_its_crop_only():
+    torch.manual_seed(0)
+    model = create_model("test_resnet", pretrained=False, crop=0.6)
+    explainer = GradCamExplainer(model, model.card, device="cpu")
+    image = _face((90, 120))
+    left, top, right, bottom = crop_box(image.size, 0.6)
+    for method in ("gradcam", "eigencam"):
+        heatmap = explainer.explain(image, "gender", 1, method=method).heatmap
+        assert heatmap.shape == (120, 90)
+        inside = heatmap[top:bottom, left:right]
+        assert inside.std() > 0.01, "constant heatmap inside the crop"
+        outside = heatmap.copy()
+        outside[top:bottom, left:right] = 0
+        assert not outside.any(), "heat outside what the model saw"
 
 
 def test_other_gradient_methods_run(cnn):

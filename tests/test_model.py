@@ -16,7 +16,9 @@ from audit.model import (
     create_eval_transform,
     create_model,
     create_train_transform,
+    crop_box,
     load_checkpoint,
+    load_rgb,
     oof_path,
     read_card,
     resolve_checkpoint,
@@ -93,6 +95,34 @@ def test_eval_transform_decodes_large_jpegs_reduced(tmp_path):
     # a PNG (no draft) gives the same shape
     Image.open(path).save(tmp_path / "face.png")
     assert create_eval_transform(card)(Image.open(tmp_path / "face.png")).shape == (3, 64, 48)
+
+
+def test_crop_keeps_the_central_fraction_before_resizing(tmp_path):
+    # a red frame around a green centre: a 0.5 crop sees only green, the whole image both
+    img = Image.new("RGB", (384, 512), (255, 0, 0))
+    img.paste((0, 255, 0), crop_box(img.size, 0.5))
+    assert crop_box((384, 512), 0.5) == (96, 128, 288, 384)
+    assert crop_box((384, 512), 1.0) == (0, 0, 384, 512)
+    cropped = np.asarray(load_rgb(img, (64, 48), "bilinear", crop=0.5))
+    assert cropped.shape == (64, 48, 3) and (cropped[..., 1] > 250).all() and (cropped[..., 0] < 5).all()
+    whole = np.asarray(load_rgb(img, (64, 48), "bilinear"))
+    assert whole[0, 0, 0] > 250 and whole[32, 24, 1] > 250
+    # the card carries it to the transforms; a JPEG is drafted no smaller than the crop needs
+    card = create_model(ARCH, pretrained=False, img_size=(64, 48), crop=0.5).card
+    assert card.crop == 0.5 and ModelCard.from_json(card.to_json()).crop == 0.5
+    img.save(tmp_path / "frame.jpg", quality=95)
+    jpeg = Image.open(tmp_path / "frame.jpg")
+    x = create_eval_transform(card)(jpeg)
+    assert x.shape == (3, 64, 48) and jpeg.size[0] >= 96  # not drafted below W / crop
+    green = (torch.tensor([0.0, 1.0, 0.0]) - torch.tensor(card.mean)) / torch.tensor(card.std)
+    assert torch.allclose(x[:, 0, 0], green, atol=0.1)
+    # cards written before the field existed read as the whole image
+    old = card.to_dict()
+    old.pop("crop")
+    assert ModelCard.from_dict(old).crop == 1.0
+    for bad in (0.0, 0.1, 1.5):
+        with pytest.raises(ValueError, match="crop"):
+            create_model(ARCH, pretrained=False, crop=bad)
 
 
 def test_train_transform_augments_but_keeps_shape():

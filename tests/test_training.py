@@ -16,8 +16,11 @@ from audit.training import (
     P_AGE,
     P_GENDER,
     P_MASK,
+    DEMO_CROP,
     TrainConfig,
     class_weights,
+    default_command,
+    demo_train_config,
     head_metrics,
     person_folds,
     train_model,
@@ -90,6 +93,12 @@ def test_config_validation():
         TrainConfig(balance="magic")
     assert TrainConfig(img_size=[96, 72]).img_size == (96, 72)
     assert TrainConfig().to_dict()["bins"] == DEFAULT_BINS.to_dict()
+    with pytest.raises(ValueError, match="crop"):
+        TrainConfig(crop=0)
+    # the whole image unless asked; the demo model crops, and the reproduce command says so
+    assert TrainConfig().crop == 1.0 and "--crop" not in default_command(TrainConfig())
+    assert demo_train_config().crop == DEMO_CROP < 1
+    assert f"--crop {DEMO_CROP}" in default_command(demo_train_config())
 
 
 def test_device_is_not_part_of_the_model_config_and_feeds_a_gpu_with_more_loaders(monkeypatch):
@@ -185,12 +194,13 @@ def test_train_command(tiny_demo, tmp_path, capsys):
 
     out = tmp_path / "w"
     rc = main(["train", str(tiny_demo), "--arch", "mobilenetv3_small_050", "--epochs", "1", "--folds", "2",
-               "--img-size", "32", "24", "--no-pretrained", "--workers", "0", "--out", str(out)])
+               "--img-size", "32", "24", "--crop", "0.8", "--no-pretrained", "--workers", "0", "--out", str(out)])
     assert rc == 0
     assert (out / "model.pt").is_file() and (out / "model.json").is_file() and (out / "oof.parquet").is_file()
     assert "macro F1" in capsys.readouterr().out
     card = json.loads((out / "model.json").read_text())
-    assert card["folds"] == 2 and card["input_size"] == [3, 32, 24]
+    assert card["folds"] == 2 and card["input_size"] == [3, 32, 24] and card["crop"] == 0.8
+    assert "--crop 0.8" in card["how_to_reproduce"]
 
 
 def test_train_command_usage_errors(tiny_demo, tmp_path, capsys, monkeypatch):

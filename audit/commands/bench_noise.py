@@ -15,6 +15,8 @@ def configure_parser(parser) -> None:
     parser.add_argument("--arch", default=None, help="timm architecture (default: the demo model's)")
     parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="training input size (default: the demo model's)")
+    parser.add_argument("--crop", type=float, default=None,
+                        help="central fraction of each image the model sees (default: the demo model's)")
     parser.add_argument("--workers", type=int, default=None, help="processes for drawing and loading")
     parser.add_argument("--keep", default=None, metavar="DIR",
                         help="keep the demo data, checkpoint and run in DIR (default: a temp dir, removed)")
@@ -54,7 +56,7 @@ def run(args) -> int:
             raise UsageError("need --people >= 4, --eval >= 0, --epochs >= 1, --folds >= 2")
         cfg = BenchConfig(people=args.people, eval_images=args.eval_images, seed=args.seed, epochs=args.epochs,
                           folds=args.folds, arch=args.arch, img_size=tuple(args.img_size) if args.img_size else None,
-                          workers=args.workers)
+                          crop=args.crop, workers=args.workers)
     result = run_bench(cfg, work_dir=args.keep, log=log)
     _print(result, args, format_results)
     return 0

@@ -1,4 +1,4 @@
-"""`python -m audit train DATA --arch NAME [--epochs E] [--folds K] [--img-size H W] [--batch-size B]
+"""`python -m audit train DATA --arch NAME [--epochs E] [--folds K] [--img-size H W] [--crop C] [--batch-size B]
 [--lr LR] [--seed S] [--no-pretrained | --pretrained-file F] [--bins default|competition|LO,HI]
 [--balance weights|sampler|none] [--workers W] [--out weights/NAME]`.
 
@@ -25,6 +25,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=list(size) if size else None,
                         help="model input height and width in pixels (default: "
                              + (f"{size[0]} {size[1]})" if size else "the architecture's)"))
+    parser.add_argument("--crop", type=float, default=defaults.crop,
+                        help="central fraction of each image's height and width the model sees, 0.2-1 "
+                             f"(default: {defaults.crop:g})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"(default: {defaults.batch_size})")
     parser.add_argument("--lr", type=float, default=defaults.lr, help=f"peak AdamW learning rate (default: {defaults.lr})")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
@@ -61,7 +64,7 @@ def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins
         raise UsageError("--img-size must be at least 16 16")
     try:
         return TrainConfig(arch=arch, pretrained=pretrained, pretrained_file=pretrained_file, epochs=args.epochs,
-                           folds=args.folds, img_size=tuple(args.img_size) if args.img_size else None,
+                           folds=args.folds, img_size=tuple(args.img_size) if args.img_size else None, crop=args.crop,
                            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
                            workers=args.workers, bins=bins, balance=args.balance, device=args.device)
     except ValueError as err:

@@ -35,6 +35,7 @@ class BenchConfig:
     folds: int = 3
     arch: str | None = None  # None: audit.training's default (the demo model's)
     img_size: tuple[int, int] | None = None  # (H, W); None: training's default
+    crop: float | None = None  # central fraction the model sees; None: the demo model's (DEMO_CROP)
     k: int = 10  # neighbours per image
     workers: int | None = None
 
@@ -79,7 +80,8 @@ def _train(index, out_dir: Path, cfg: BenchConfig, progress=None) -> Path:
     """Train with out-of-fold predictions; returns the checkpoint path (oof.parquet beside it)."""
     from audit import training
 
-    kwargs = {"epochs": cfg.epochs, "folds": cfg.folds, "seed": cfg.seed}
+    kwargs = {"epochs": cfg.epochs, "folds": cfg.folds, "seed": cfg.seed,
+              "crop": training.DEMO_CROP if cfg.crop is None else cfg.crop}
     if cfg.arch:
         kwargs["arch"] = cfg.arch
     if cfg.img_size:
