@@ -429,9 +429,16 @@ class ImageTransform:
             ])
 
     def __call__(self, img) -> torch.Tensor:
+        return self.from_prepared(load_rgb(img, self.size, self.interpolation, self.crop))
+
+    def from_prepared(self, img) -> torch.Tensor:
+        """An image already cropped and resized by `load_rgb` (e.g. training's decode cache) ->
+        tensor: augmentation (train) and normalisation only, so the crop is never applied twice."""
         import torchvision.transforms.functional as TF
 
-        img = load_rgb(img, self.size, self.interpolation, self.crop)
+        if img.size != (self.size[1], self.size[0]):
+            raise ValueError(f"prepared image is {img.size[0]}x{img.size[1]} (W x H), expected "
+                             f"{self.size[1]}x{self.size[0]}: pass it through load_rgb first")
         if self._augment is not None:
             img = self._augment(img)
         tensor = TF.to_tensor(img)

@@ -194,11 +194,10 @@ class _Images(Dataset):
     def __getitem__(self, i: int):
         from PIL import Image
 
-        if self.cache is not None:
-            img = Image.fromarray(self.cache[self.positions[i]])
+        if self.cache is not None:  # already cropped and resized by load_rgb
+            x = self.transform.from_prepared(Image.fromarray(self.cache[self.positions[i]]))
         else:
-            img = Image.open(self.root / self.paths[i])
-        x = self.transform(img)
+            x = self.transform(Image.open(self.root / self.paths[i]))
         m, g, a, age = self.labels[i]
         return x, int(m), int(g), int(a), float(age), i
 

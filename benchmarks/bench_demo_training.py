@@ -74,7 +74,7 @@ def main() -> None:
     model.train()
     for step in range(args.steps):
         pick = rng.choice(len(xt), args.batch_size, replace=False)
-        x = torch.stack([tf(Image.fromarray(xt[k])) for k in pick])
+        x = torch.stack([tf.from_prepared(Image.fromarray(xt[k])) for k in pick])
         y = torch.from_numpy(lt[pick])
         loss = criterion(model(x), y[:, 0], y[:, 1], y[:, 2], y[:, 3])
         opt.zero_grad()
@@ -86,7 +86,7 @@ def main() -> None:
     def evaluate(mask):
         xs, ls = pixels[mask], labels[mask]
         with torch.no_grad():
-            outs = [model(torch.stack([ev(Image.fromarray(a)) for a in xs[j:j + 200]])) for j in range(0, len(xs), 200)]
+            outs = [model(torch.stack([ev.from_prepared(Image.fromarray(a)) for a in xs[j:j + 200]])) for j in range(0, len(xs), 200)]
         probs = {h: torch.cat([torch.softmax(o[h], 1) for o in outs]).numpy() for h in ("mask", "gender", "age")}
         probs["age_reg"] = torch.cat([o["age_reg"] for o in outs]).numpy()
         return head_metrics(ls, probs)

@@ -101,6 +101,31 @@ def test_config_validation():
     assert f"--crop {DEMO_CROP}" in default_command(demo_train_config())
 
 
+def test_cached_pixels_are_cropped_once(tiny_demo):
+    """Training's decode cache holds load_rgb's output (cropped + resized); the dataset must give
+    the model exactly what the eval transform makes of the file, not a second crop of the crop."""
+    from PIL import Image
+
+    from audit.dataset_index import index_dataset
+    from audit.model import create_eval_transform, create_model
+    from audit.training import _Images, _labels, decode_images
+
+    rows = index_dataset(tiny_demo).images.head(3).reset_index(drop=True)
+    card = create_model("test_resnet", pretrained=False, img_size=(64, 48), crop=0.6).card
+    paths = rows["path"].tolist()
+    cache = decode_images(tiny_demo, paths, card.image_size, card.interpolation, crop=card.crop)
+    tf = create_eval_transform(card)
+    cached = _Images(tiny_demo, paths, _labels(rows), tf, cache=cache)
+    from_files = _Images(tiny_demo, paths, _labels(rows), tf)
+    for i in range(len(rows)):
+        with Image.open(tiny_demo / paths[i]) as img:
+            expected = tf(img)
+        assert torch.allclose(cached[i][0], expected, atol=1e-6)
+        assert torch.allclose(from_files[i][0], expected, atol=1e-6)
+    with pytest.raises(ValueError, match="load_rgb"):
+        tf.from_prepared(Image.new("RGB", (96, 128)))
+
+
 def test_device_is_not_part_of_the_model_config_and_feeds_a_gpu_with_more_loaders(monkeypatch):
     # Where a model trained does not change what it is: a CUDA-trained checkpoint and a CPU one
     # of the same settings compare equal (the demo command reuses a checkpoint on that basis).
