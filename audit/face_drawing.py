@@ -414,7 +414,7 @@ def _draw_hair_front(p: _Pen, look: Look, rng: np.random.Generator):
 
 
 def _draw_features(p: _Pen, look: Look, rng: np.random.Generator):
-    skin, W, H = look.skin, look.face_w, look.face_h
+    skin, W = look.skin, look.face_w
     dark = _shade(skin, 0.72)
     # Age spots and skin unevenness.
     for _ in range(look.spots):
@@ -488,7 +488,7 @@ def _draw_beard(p: _Pen, look: Look, rng: np.random.Generator):
     if look.beard == "none":
         return
     hc = look.hair_colour
-    W, H = look.face_w, look.face_h
+    H = look.face_h
     if look.beard in ("full", "stubble"):
         ys = np.linspace(0.2, H, 14)
         xs = _face_half_width(look, ys) * 0.99

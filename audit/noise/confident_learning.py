@@ -79,7 +79,6 @@ def confident_learning(predictions: pd.DataFrame, *, fields=L.FIELDS, person_agg
 def _per_image(df, field, p, given, score, issue, bins):
     names = L.field_value_names(field, bins)
     suggested = best_other(p, given)
-    rows = np.arange(len(df))
     evidence = [
         f"p(labelled {names[g].lower()})={p[r, g]:.2f}, p({names[s].lower()})={p[r, s]:.2f}"
         + ("; cleanlab flags it" if issue[r] else "")
