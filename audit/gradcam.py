@@ -211,9 +211,12 @@ class CamPair:
     for_predicted: dict[str, CamResult]
 
 
-def overlay_heatmap(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, image_weight: float = 0.55) -> Image.Image:
+def overlay_heatmap(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, image_weight: float = 0.55,
+                    box: tuple[int, int, int, int] | None = None) -> Image.Image:
     """RGB image (PIL or (H, W, 3) uint8) + (H, W) [0, 1] heatmap of the same size -> JET blend.
 
+    box: (left, top, right, bottom) the model saw (its input crop); outside it the image is shown
+    dimmed, without colour, so nobody reads "cold" into pixels the model never looked at.
     uint8 arithmetic in OpenCV (grad-cam's `show_cam_on_image` works in float32 and cost ~50 ms
     per 384x512 overlay here; an image pair needs three).
     """
@@ -224,7 +227,13 @@ def overlay_heatmap(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, ima
         raise ValueError(f"heatmap {heatmap.shape} does not match the image {rgb.shape[:2]}")
     heat = cv2.applyColorMap(np.uint8(np.clip(heatmap, 0, 1) * 255), cv2.COLORMAP_JET)
     heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
-    return Image.fromarray(cv2.addWeighted(rgb, image_weight, heat, 1.0 - image_weight, 0.0))
+    blend = cv2.addWeighted(rgb, image_weight, heat, 1.0 - image_weight, 0.0)
+    if box is not None and tuple(box) != (0, 0, rgb.shape[1], rgb.shape[0]):
+        left, top, right, bottom = box
+        out = (rgb // 2).astype(np.uint8)
+        out[top:bottom, left:right] = blend[top:bottom, left:right]
+        blend = out
+    return Image.fromarray(blend)
 
 
 class GradCamExplainer:
@@ -302,12 +311,13 @@ class GradCamExplainer:
 
         h, w = rgb.shape[:2]
         # The model saw the central crop only: the map goes back over that box, zero outside it.
-        left, top, right, bottom = crop_box((w, h), self.card.crop)
+        box = crop_box((w, h), self.card.crop)
+        left, top, right, bottom = box
         heatmap = np.zeros((h, w), dtype=np.float32)
         heatmap[top:bottom, left:right] = cv2.resize(cam.astype(np.float32), (right - left, bottom - top),
                                                      interpolation=cv2.INTER_LINEAR)
         heatmap = np.clip(heatmap, 0.0, 1.0)
-        return CamResult(heatmap=heatmap, overlay=overlay_heatmap(rgb, heatmap), method=method, head=head,
+        return CamResult(heatmap=heatmap, overlay=overlay_heatmap(rgb, heatmap, box=box), method=method, head=head,
                          class_index=int(class_index), probability=float(probs[class_index]),
                          layer=self.layer.name)
 

@@ -107,6 +107,11 @@ def test_heatmap_of_a_cropping_model_covers_its_crop_only():
         outside = heatmap.copy()
         outside[top:bottom, left:right] = 0
         assert not outside.any(), "heat outside what the model saw"
+    # the overlay dims what the model did not see instead of colouring it
+    overlay = np.asarray(explainer.explain(image, "gender", 1).overlay)
+    original = np.asarray(image)
+    assert (overlay[0, 0] == original[0, 0] // 2).all()
+    assert not (overlay[top:bottom, left:right] == original[top:bottom, left:right] // 2).all()
 
 
 def test_other_gradient_methods_run(cnn):
