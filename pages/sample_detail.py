@@ -175,6 +175,10 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
     cols = st.columns(len(overlays))
     for col, (caption, image) in zip(cols, overlays):
         col.image(image, caption=caption, width="stretch")
+    crop = app_cache.gradcam_explainer(str(checkpoint), str(ctx.meta.get("checkpoint_sha256", ""))).card.crop
+    if crop < 1:
+        st.caption(f"Dimmed: outside the central {crop:.0%} of the image's width and height, which is all "
+                   "this model sees (its input crop).")
 
 
 DETAIL_KEY = "samples_detail_path"  # the sample whose detail is open, until the dialog is closed
