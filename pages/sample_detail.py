@@ -175,10 +175,17 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
     cols = st.columns(len(overlays))
     for col, (caption, image) in zip(cols, overlays):
         col.image(image, caption=caption, width="stretch")
+    notes = []
+    if str(row["split"]) == "train" and int(row.get("fold", -1)) >= 0:
+        # The run's train probabilities come from the fold model that did not see the person.
+        notes.append("The heatmaps explain the final model, which trained on this photo; the probabilities "
+                     "above are out-of-fold, so the two can differ.")
     crop = app_cache.gradcam_explainer(str(checkpoint), str(ctx.meta.get("checkpoint_sha256", ""))).card.crop
     if crop < 1:
-        st.caption(f"Dimmed: outside the central {crop:.0%} of the image's width and height, which is all "
-                   "this model sees (its input crop).")
+        notes.append(f"Dimmed: outside the central {crop:.0%} of the image's width and height, which is all "
+                     "this model sees (its input crop).")
+    if notes:
+        st.caption(" ".join(notes))
 
 
 DETAIL_KEY = "samples_detail_path"  # the sample whose detail is open, until the dialog is closed
