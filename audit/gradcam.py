@@ -228,9 +228,9 @@ def overlay_heatmap(image: Image.Image | np.ndarray, heatmap: np.ndarray, *, ima
     heat = cv2.applyColorMap(np.uint8(np.clip(heatmap, 0, 1) * 255), cv2.COLORMAP_JET)
     heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
     blend = cv2.addWeighted(rgb, image_weight, heat, 1.0 - image_weight, 0.0)
-    if box is not None and tuple(box) != (0, 0, rgb.shape[1], rgb.shape[0]):
+    if box is not None:
         left, top, right, bottom = box
-        out = (rgb // 2).astype(np.uint8)
+        out = rgb // 2
         out[top:bottom, left:right] = blend[top:bottom, left:right]
         blend = out
     return Image.fromarray(blend)

@@ -204,7 +204,6 @@ def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list
                                             preds["class_id"], preds["pred_class"], preds["confidence"])]
 
 
-
 @st.cache_resource(show_spinner="Loading the model for Grad-CAM…", max_entries=2)
 def gradcam_explainer(checkpoint: str, checkpoint_sha256: str):
     """One GradCamExplainer per checkpoint, shared by every session (calls are serialised inside)."""

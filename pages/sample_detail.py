@@ -166,8 +166,9 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
     if path is None:
         return
     g, p = heads[head]
+    sha = str(ctx.meta.get("checkpoint_sha256", ""))
     try:
-        overlays = app_cache.gradcam_overlays(str(checkpoint), str(ctx.meta.get("checkpoint_sha256", "")), str(path),
+        overlays = app_cache.gradcam_overlays(str(checkpoint), sha, str(path),
                                               app_cache._stat_stamp([path]), head, int(row[g]), int(row[p]))
     except Exception as err:
         st.error(f"Grad-CAM failed: {app_cache.one_line(err)}")
@@ -180,7 +181,7 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
         # The run's train probabilities come from the fold model that did not see the person.
         notes.append("The heatmaps explain the final model, which trained on this photo; the probabilities "
                      "above are out-of-fold, so the two can differ.")
-    crop = app_cache.gradcam_explainer(str(checkpoint), str(ctx.meta.get("checkpoint_sha256", ""))).card.crop
+    crop = app_cache.gradcam_explainer(str(checkpoint), sha).card.crop  # already loaded for the overlays
     if crop < 1:
         notes.append(f"Dimmed: outside the central {crop:.0%} of the image's width and height, which is all "
                      "this model sees (its input crop).")
