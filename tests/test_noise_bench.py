@@ -52,6 +52,12 @@ def test_bench_noise_scores_the_tiny_run_against_its_truth(tiny_run, tiny_demo, 
     assert main(["bench-noise", "--run", str(tiny_run)]) == 2  # --truth missing
 
 
+def test_bench_noise_refuses_a_bad_crop_before_any_work(tmp_path, capsys):
+    assert main(["bench-noise", "--crop", "0.1", "--keep", str(tmp_path / "kept")]) == 2
+    assert "crop" in capsys.readouterr().err
+    assert not (tmp_path / "kept").exists()  # nothing drawn
+
+
 @pytest.mark.slow
 def test_bench_noise_cli_json_on_a_tiny_build(capsys):
     pytest.importorskip("audit.training")

@@ -54,9 +54,13 @@ def run(args) -> int:
     else:
         if args.people < 4 or args.eval_images < 0 or args.epochs < 1 or args.folds < 2:
             raise UsageError("need --people >= 4, --eval >= 0, --epochs >= 1, --folds >= 2")
-        cfg = BenchConfig(people=args.people, eval_images=args.eval_images, seed=args.seed, epochs=args.epochs,
-                          folds=args.folds, arch=args.arch, img_size=tuple(args.img_size) if args.img_size else None,
-                          crop=args.crop, workers=args.workers)
+        try:
+            cfg = BenchConfig(people=args.people, eval_images=args.eval_images, seed=args.seed, epochs=args.epochs,
+                              folds=args.folds, arch=args.arch,
+                              img_size=tuple(args.img_size) if args.img_size else None, crop=args.crop,
+                              workers=args.workers)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     result = run_bench(cfg, work_dir=args.keep, log=log)
     _print(result, args, format_results)
     return 0

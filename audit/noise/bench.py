@@ -39,6 +39,12 @@ class BenchConfig:
     k: int = 10  # neighbours per image
     workers: int | None = None
 
+    def __post_init__(self):
+        if self.crop is not None:  # fail before drawing and training, not after
+            from audit.model import validate_crop
+
+            object.__setattr__(self, "crop", validate_crop(self.crop))
+
 
 @dataclass
 class BenchResult:
