@@ -1,10 +1,10 @@
 """Batched inference of a checkpoint over every indexed image -> a run folder (audit/runs.py).
 
 `predict_run(index, checkpoint, run_dir)` predicts train and eval images with the final model and
-keeps its pooled embeddings for every image. Train rows take their probabilities and fold from
-the out-of-fold file beside the checkpoint (`oof.parquet`, written by audit/training.py) when it
-belongs to the same data: label-noise scores are only honest on predictions from a model that did
-not see the image. Otherwise train rows get the final model's probabilities with fold -1 and
+keeps its pooled embeddings for every image. Train rows (and eval rows, when they joined the
+training folds) take their probabilities and fold from the out-of-fold file beside the checkpoint
+(`oof.parquet`, written by audit/training.py) when it belongs to the same data: label-noise scores
+are only honest on predictions from a model that did not see the image. Otherwise train rows get the final model's probabilities with fold -1 and
 `meta["oof"]` says why.
 
 Device: CUDA (fp16 autocast, pinned host memory) when present, else CPU with all cores: decoder
@@ -324,7 +324,8 @@ def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batc
 
 
 def _apply_oof(rows: pd.DataFrame, p_mask, p_gender, p_age, pred_age, oof_file: Path, card: ModelCard, index) -> dict:
-    """Overwrite train rows' probabilities, pred_age and fold with the out-of-fold ones, in place.
+    """Overwrite the probabilities, pred_age and fold of every row the OOF file holds (train rows,
+    and eval rows when they joined the folds) with the out-of-fold ones, in place.
 
     Only when the OOF file belongs to this data (the card's data fingerprint equals the index's):
     a file from other data may share paths with different images. Returns meta["oof"].
@@ -345,7 +346,7 @@ def _apply_oof(rows: pd.DataFrame, p_mask, p_gender, p_age, pred_age, oof_file: 
     if missing:
         return {"used": False, "reason": f"{oof_file.name} lacks columns {missing}"}
     oof = oof.drop_duplicates("path").set_index("path")
-    hit = np.flatnonzero(train & rows["path"].isin(oof.index).to_numpy())
+    hit = np.flatnonzero(rows["path"].isin(oof.index).to_numpy())
     found = oof.loc[rows["path"].to_numpy()[hit]]
     p_mask[hit] = found[list(P_MASK)].to_numpy(np.float32)
     p_gender[hit] = found[list(P_GENDER)].to_numpy(np.float32)
@@ -356,10 +357,11 @@ def _apply_oof(rows: pd.DataFrame, p_mask, p_gender, p_age, pred_age, oof_file: 
     fold[hit] = found["fold"].to_numpy(np.int64)
     rows["fold"] = fold
     n_train = int(train.sum())
+    train_hits = int(train[hit].sum())
     info = {"used": True, "file": str(oof_file), "rows": int(len(hit)), "train_rows": n_train,
-            "folds": sorted(int(f) for f in np.unique(fold[hit]))}
-    if len(hit) < n_train:
-        info["missing_rows"] = n_train - int(len(hit))
+            "eval_rows": int(len(hit)) - train_hits, "folds": sorted(int(f) for f in np.unique(fold[hit]))}
+    if train_hits < n_train:
+        info["missing_rows"] = n_train - train_hits
         info["note"] = "train rows without an out-of-fold prediction come from the final model (fold -1)"
     return info
 

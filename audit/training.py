@@ -1,14 +1,22 @@
-"""Person-grouped K-fold training with out-of-fold probabilities, then a final model on all train data.
+"""Person-grouped K-fold training with out-of-fold probabilities, then a final model on all the data.
 
 Label-noise scores are only honest on predictions from a model that did not train on the image,
 and a person's 7 photos share gender and age, so the folds split PEOPLE: `person_folds` gives every
 train row the fold of its person, fold model f trains on the other folds and predicts fold f. The
-final model (the checkpoint) trains on every train image and is what `audit.prediction` uses for
-eval images, embeddings and single images.
+final model (the checkpoint) trains on everything the folds covered and is what `audit.prediction`
+uses for embeddings, single images and any image without an out-of-fold probability.
+
+Eval images join the folds too (`TrainConfig.eval_in_folds`, on by default): they are labelled,
+each is another identity (the real set has 12,600 eval images of as many people beside 2,700 train
+people), and identities are what the gender and age heads learn from - a fold model that also saw
+other eval images was measured 0.05-0.09 better on held-out gender (BENCHMARKS.md, "Eval images in
+the folds"). Every labelled image then gets an out-of-fold probability, and the eval metrics are
+out-of-fold ones. `--no-eval-in-folds` keeps eval out of all training, as a held-out test set.
 
 `train_model(index, config, out)` writes `out/model.pt`, `out/model.json` (the model card) and
-`out/oof.parquet` (one row per train image: `path`, `person`, `fold`, `p_mask_0..2`,
-`p_gender_0..1`, `p_age_0..2`, `pred_age`), which `audit.prediction.predict_run` reuses for train rows.
+`out/oof.parquet` (one row per image with an out-of-fold probability: `path`, `person`, `fold`,
+`p_mask_0..2`, `p_gender_0..1`, `p_age_0..2`, `pred_age`), which `audit.prediction.predict_run`
+uses for those rows.
 
 Speed on CPU: images are decoded once at the model's input size into one uint8 array (when it fits
 the memory budget) and every fold and epoch augments from memory, instead of decoding each JPEG
@@ -88,6 +96,7 @@ class TrainConfig:
     pretrained_file: str | None = None  # or from this local state dict
     epochs: int = 12  # per model (each fold model and the final model)
     folds: int = 3  # K of the person-grouped K-fold; 0 = no out-of-fold predictions
+    eval_in_folds: bool = True  # eval images join the K folds and the final model (module doc)
     img_size: tuple[int, int] | None = DEMO_IMG_SIZE  # (H, W); None = the architecture's default
     crop: float = 1.0  # central fraction of each image's height and width kept before resizing
     batch_size: int = 32  # small batches: more steps per epoch, which from-scratch training needs
@@ -145,29 +154,47 @@ class TrainResult:
 # ---------------------------------------------------------------- folds
 
 
-def person_folds(images: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
-    """Fold id (0..k-1) per row of an index's images, grouped by `person`; -1 for eval rows.
+def person_folds(images: pd.DataFrame, k: int, seed: int = 0, *, include_eval: bool = False) -> np.ndarray:
+    """Fold id (0..k-1) per row of an index's images, grouped by `person`; -1 for eval rows unless
+    `include_eval`.
 
     People are stratified by gender x age bin (StratifiedGroupKFold) so each fold's validation
-    set looks like the whole. Raises ValueError when there are fewer train people than folds.
+    set looks like the whole. Train people and eval images are folded apart, so each fold gets its
+    share of both and the train folds do not depend on `include_eval`; eval rows stay -1 when
+    there are fewer eval people than folds. Raises ValueError when there are fewer train people
+    than folds.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     folds = np.full(len(images), -1, dtype=np.int64)
-    train = (images["split"] == "train").to_numpy()
-    rows = images[train]
-    people = rows["person"].to_numpy()
-    n_people = len(np.unique(people))
+    split = images["split"].to_numpy()
+    train = split == "train"
+    n_people = len(np.unique(images.loc[train, "person"].to_numpy()))
     if n_people < k:
         raise ValueError(f"{k} folds need at least {k} train people, the data has {n_people}")
+    _fold_people(images, train, k, seed, folds)
+    if include_eval:
+        ev = split == "eval"
+        if len(np.unique(images.loc[ev, "person"].to_numpy())) >= k:
+            _fold_people(images, ev, k, seed, folds)
+    return folds
+
+
+def _fold_people(images: pd.DataFrame, selected: np.ndarray, k: int, seed: int, folds: np.ndarray) -> None:
+    """Write the stratified, person-grouped fold of every `selected` row into `folds`."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    rows = images[selected]
     strata = rows["gender"].to_numpy() * N_AGE_BINS + rows["age_bin"].to_numpy()
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    train_pos = np.flatnonzero(train)
+    pos = np.flatnonzero(selected)
+    groups = rows["person"].to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members than n_splits"
-        for fold, (_, val) in enumerate(splitter.split(np.zeros(len(rows)), strata, groups=people)):
-            folds[train_pos[val]] = fold
-    return folds
+        try:
+            splits = list(splitter.split(np.zeros(len(rows)), strata, groups=groups))
+        except ValueError:  # every stratum smaller than k (a small eval split): group folds, unstratified
+            splits = list(splitter.split(np.zeros(len(rows)), np.zeros(len(rows)), groups=groups))
+    for fold, (_, val) in enumerate(splits):
+        folds[pos[val]] = fold
 
 
 # ---------------------------------------------------------------- data
@@ -436,6 +463,8 @@ def default_command(config: TrainConfig, data: str | Path = "DATA", out: str | P
     """The `python -m audit train` command line that reproduces `config`."""
     parts = ["python", "-m", "audit", "train", str(data), "--arch", config.arch,
              "--epochs", str(config.epochs), "--folds", str(config.folds)]
+    if not config.eval_in_folds:
+        parts.append("--no-eval-in-folds")
     if config.img_size is not None:
         parts += ["--img-size", str(config.img_size[0]), str(config.img_size[1])]
     if config.crop != 1.0:
@@ -463,7 +492,9 @@ def _build(config: TrainConfig) -> MaskAuditNet:
 def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: Progress | None = None,
                 how_to_reproduce: str | None = None) -> TrainResult:
     """Train K person-grouped fold models (keeping their out-of-fold probabilities) and a final model
-    on every train image of `index` (a DatasetIndex); evaluate the final model on eval images.
+    on every image the folds covered (train, plus eval with `config.eval_in_folds`) of `index` (a
+    DatasetIndex). Eval metrics come from the out-of-fold eval probabilities, or from the final
+    model on eval images it never saw (metrics["eval_source"] says which).
 
     out_path: a folder (-> folder/model.pt) or a .pt path. Writes the checkpoint, its card (.json)
     and oof.parquet beside it. progress(done, total, message) is called per optimisation step.
@@ -474,9 +505,11 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
         raise ValueError(f"the index uses age bins {index.bins.describe()} but training asks for "
                          f"{config.bins.describe()}: index the data with the same bins")
     images = index.images
-    train_rows = images[images["split"] == "train"].reset_index(drop=True)
-    eval_rows = images[images["split"] == "eval"].reset_index(drop=True)
-    if train_rows.empty:
+    # Train rows first, then eval: the decode cache, labels and fold ids share these positions.
+    rows = pd.concat([images[images["split"] == "train"], images[images["split"] == "eval"]], ignore_index=True)
+    is_train = (rows["split"] == "train").to_numpy()
+    n_train = int(is_train.sum())
+    if not n_train:
         raise ValueError(f"no train images in {index.root}")
     checkpoint = resolve_checkpoint(out_path)
     workers = config.num_workers(device)
@@ -496,39 +529,39 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
         size = card0.image_size
         train_tf, eval_tf = create_train_transform(card0), create_eval_transform(card0)
 
-        all_paths = train_rows["path"].tolist() + eval_rows["path"].tolist()
+        all_paths = rows["path"].tolist()
         use_cache = config.cache_images
         if use_cache is None:
             use_cache = len(all_paths) * size[0] * size[1] * 3 <= CACHE_BUDGET_BYTES
         cache = None
         if use_cache:
             cache = decode_images(index.root, all_paths, size, card0.interpolation, crop=card0.crop, workers=workers)
-        n_train = len(train_rows)
-        train_labels = _labels(train_rows)
-        eval_labels = _labels(eval_rows)
+        labels = _labels(rows)
 
-        def subset(rows_idx: np.ndarray, tf, *, eval_split=False) -> _Images:
-            rows = eval_rows if eval_split else train_rows
-            labels = eval_labels if eval_split else train_labels
-            offset = n_train if eval_split else 0
-            return _Images(index.root, rows["path"].to_numpy()[rows_idx], labels[rows_idx], tf, cache=cache,
-                           positions=rows_idx + offset)
+        def subset(idx: np.ndarray, tf) -> _Images:
+            return _Images(index.root, rows["path"].to_numpy()[idx], labels[idx], tf, cache=cache, positions=idx)
 
-        folds = person_folds(train_rows, config.folds, config.seed) if config.folds else None
+        folds = (person_folds(rows, config.folds, config.seed, include_eval=config.eval_in_folds)
+                 if config.folds else np.full(len(rows), -1, dtype=np.int64))
+        # The folds' images (train, plus eval when it joined the folds) are what the final model
+        # trains on; eval images outside the folds are a held-out test for it.
+        covered = is_train | (folds >= 0)
+        held_out = np.flatnonzero(~covered)
         n_models = (config.folds or 0) + 1
-        steps_per_epoch = [math.ceil(np.sum(folds != f) / config.batch_size) for f in range(config.folds or 0)]
-        steps_per_epoch.append(math.ceil(n_train / config.batch_size))
+        steps_per_epoch = [math.ceil(np.sum(covered & (folds != f)) / config.batch_size) for f in range(config.folds or 0)]
+        steps_per_epoch.append(math.ceil(covered.sum() / config.batch_size))
         total_steps = config.epochs * int(sum(steps_per_epoch))
         step = 0
 
         metrics: dict = {"folds": []}
         fold_train_paths: dict[int, frozenset] = {}
         oof = None
-        if folds is not None:
-            oof_probs = {"mask": np.zeros((n_train, N_MASK), np.float32), "gender": np.zeros((n_train, N_GENDER), np.float32),
-                         "age": np.zeros((n_train, N_AGE_BINS), np.float32), "age_reg": np.zeros(n_train, np.float32)}
+        if config.folds:
+            n = len(rows)
+            oof_probs = {"mask": np.zeros((n, N_MASK), np.float32), "gender": np.zeros((n, N_GENDER), np.float32),
+                         "age": np.zeros((n, N_AGE_BINS), np.float32), "age_reg": np.zeros(n, np.float32)}
             for f in range(config.folds):
-                tr, va = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+                tr, va = np.flatnonzero(covered & (folds != f)), np.flatnonzero(folds == f)
                 torch.manual_seed(config.seed * 1000 + f)
                 model = _build(config)
                 train_set = subset(tr, train_tf)
@@ -542,25 +575,30 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
                 for head in oof_probs:
                     oof_probs[head][va] = probs[head]
                 metrics["folds"].append({"fold": f, "train_images": int(len(tr)), "val_images": int(len(va)),
-                                         "val": head_metrics(train_labels[va], probs), "history": history})
-            metrics["oof"] = head_metrics(train_labels, oof_probs)
-            oof = pd.DataFrame({"path": train_rows["path"].to_numpy(), "person": train_rows["person"].to_numpy(),
-                                "fold": folds.astype(np.int64)})
+                                         "val": head_metrics(labels[va], probs), "history": history})
+            metrics["oof"] = head_metrics(labels[is_train], {h: v[is_train] for h, v in oof_probs.items()})
+            in_oof = folds >= 0
+            oof_eval = in_oof & ~is_train
+            if oof_eval.any():
+                metrics["eval"] = head_metrics(labels[oof_eval], {h: v[oof_eval] for h, v in oof_probs.items()})
+                metrics["eval_source"] = "out-of-fold"
+            oof = pd.DataFrame({"path": rows["path"].to_numpy()[in_oof], "person": rows["person"].to_numpy()[in_oof],
+                                "fold": folds[in_oof].astype(np.int64)})
             for head, cols in (("mask", P_MASK), ("gender", P_GENDER), ("age", P_AGE)):
                 for j, col in enumerate(cols):
-                    oof[col] = oof_probs[head][:, j]
-            oof["pred_age"] = oof_probs["age_reg"]
+                    oof[col] = oof_probs[head][in_oof, j]
+            oof["pred_age"] = oof_probs["age_reg"][in_oof]
 
         torch.manual_seed(config.seed * 1000 + 999)
         model = _build(config)
-        eval_set = subset(np.arange(len(eval_rows)), eval_tf, eval_split=True) if len(eval_rows) else None
-        history = _fit(model, subset(np.arange(n_train), train_tf), config, seed=config.seed * 1000 + 999,
+        history = _fit(model, subset(np.flatnonzero(covered), train_tf), config, seed=config.seed * 1000 + 999,
                        label="final" if n_models > 1 else "train", progress=progress, step0=step,
                        total_steps=total_steps, device=device)
         metrics["final"] = {"history": history}
-        if eval_set is not None:
-            metrics["eval"] = head_metrics(eval_labels, predict_dataset(model, eval_set, batch_size=config.batch_size,
-                                                                        workers=workers, device=device))
+        if len(held_out):
+            metrics["eval"] = head_metrics(labels[held_out], predict_dataset(
+                model, subset(held_out, eval_tf), batch_size=config.batch_size, workers=workers, device=device))
+            metrics["eval_source"] = "final model, held out"
     finally:
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)
@@ -598,6 +636,7 @@ def _card_metrics(metrics: dict) -> dict:
         out["oof"] = metrics["oof"]
     if "eval" in metrics:
         out["eval"] = metrics["eval"]
+        out["eval_source"] = metrics["eval_source"]
     if metrics.get("folds"):
         out["folds"] = [{k: v for k, v in f.items() if k != "history"} for f in metrics["folds"]]
     hist = metrics.get("final", {}).get("history") or []

@@ -177,8 +177,8 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
     for col, (caption, image) in zip(cols, overlays):
         col.image(image, caption=caption, width="stretch")
     notes = []
-    if str(row["split"]) == "train" and int(row.get("fold", -1)) >= 0:
-        # The run's train probabilities come from the fold model that did not see the person.
+    if int(row.get("fold", -1)) >= 0:
+        # The run's probabilities for this row come from the fold model that did not see the person.
         notes.append("The heatmaps explain the final model, which trained on this photo; the probabilities "
                      "above are out-of-fold, so the two can differ.")
     crop = app_cache.gradcam_explainer(str(checkpoint), sha).card.crop  # already loaded for the overlays

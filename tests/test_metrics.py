@@ -107,3 +107,8 @@ def test_headline_metrics_per_split():
     assert h.loc["eval", "macro_f1"] == pytest.approx(f1_score(ev["class_id"], ev["pred_class"], average="macro"))
     assert h.loc["eval", "acc_mask"] == pytest.approx((ev["mask"] == ev["pred_mask"]).mean())
     assert list(M.headline_metrics(df[df["split"] == "train"]).index) == ["train (out-of-fold)"]
+    # eval rows named out-of-fold only when every one of them has a fold (eval joined the folds)
+    df["fold"] = np.where(df["split"] == "eval", -1, 0)
+    assert list(M.headline_metrics(df).index) == ["train (out-of-fold)", "eval"]
+    df["fold"] = 1
+    assert list(M.headline_metrics(df).index) == ["train (out-of-fold)", "eval (out-of-fold)"]

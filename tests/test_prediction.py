@@ -206,18 +206,21 @@ def test_cli_predicts_then_reuses(tiny_data, checkpoint, tmp_path):
 
 @pytest.mark.slow
 def test_tiny_demo_end_to_end_run(tiny_demo, tiny_checkpoint, tiny_run):
-    """Trained checkpoint (with oof.parquet) -> run: train rows out-of-fold, everything aligned."""
+    """Trained checkpoint (with oof.parquet) -> run: train and eval rows out-of-fold, everything aligned."""
     index = index_dataset(tiny_demo)
     run = R.Run.open(tiny_run)
     df = run.predictions
     assert list(df["path"]) == list(index.images["path"]) and run.embeddings.shape[0] == len(df)
     oof = pd.read_parquet(tiny_checkpoint.parent / "oof.parquet").set_index("path")
-    train = df[df["split"] == "train"].set_index("path")
-    assert run.meta["oof"]["used"] and run.meta["oof"]["rows"] == len(train) == len(oof)
-    assert (train["fold"].to_numpy() == oof.loc[train.index, "fold"].to_numpy()).all()
-    assert set(train["fold"]) == {0, 1}
-    np.testing.assert_allclose(train[list(R.P_MASK)].to_numpy(), oof.loc[train.index, list(R.P_MASK)].to_numpy(), atol=1e-6)
+    train = df[df["split"] == "train"]
+    ev = df[df["split"] == "eval"]
+    meta = run.meta["oof"]
+    assert meta["used"] and meta["rows"] == len(df) == len(oof) and meta["eval_rows"] == len(ev) > 0
+    assert "missing_rows" not in meta
+    rows = df.set_index("path")
+    assert (rows["fold"].to_numpy() == oof.loc[rows.index, "fold"].to_numpy()).all()
+    assert set(train["fold"]) == {0, 1} == set(ev["fold"])
+    np.testing.assert_allclose(rows[list(R.P_MASK)].to_numpy(), oof.loc[rows.index, list(R.P_MASK)].to_numpy(), atol=1e-6)
     # a person's photos share one fold (folds split people)
     assert (train.groupby("person")["fold"].nunique() == 1).all()
-    assert (df.loc[df["split"] == "eval", "fold"] == -1).all()
     np.testing.assert_allclose(df[list(R.P_CLASS)].sum(axis=1), 1.0, atol=1e-4)

@@ -147,25 +147,63 @@ def test_oof_rows_come_from_a_model_that_did_not_see_the_person(tiny_training, t
     from audit.dataset_index import index_dataset
 
     index = index_dataset(tiny_demo)
-    train = index.images[index.images["split"] == "train"]
+    images = index.images
     oof = pd.read_parquet(oof_path(tiny_training.checkpoint))
     assert list(oof.columns) == list(OOF_COLUMNS)
-    assert sorted(oof["path"]) == sorted(train["path"])  # every train image, once
+    # every train and eval image, once (eval joins the folds by default)
+    assert sorted(oof["path"]) == sorted(images["path"])
+    assert (images["split"] == "eval").any()
     for cols in (P_MASK, P_GENDER, P_AGE):
         np.testing.assert_allclose(oof[list(cols)].sum(axis=1), 1.0, atol=1e-4)
     assert np.isfinite(oof["pred_age"]).all()
     seen = tiny_training.fold_train_paths
     assert set(seen) == {0, 1} == set(oof["fold"])
-    person_of = dict(zip(train["path"], train["person"]))
+    person_of = dict(zip(images["path"], images["split"] + "/" + images["person"]))
+    split_of = dict(zip(images["path"], images["split"]))
     for f, paths in seen.items():
         trained_people = {person_of[p] for p in paths}
         predicted = oof[oof["fold"] == f]
-        assert len(predicted) > 0
-        # the model of fold f predicted these rows and trained on none of their people
-        assert not set(predicted["person"]) & trained_people
+        # the model of fold f predicted these rows, train and eval, and trained on none of their people
+        assert {split_of[p] for p in predicted["path"]} == {"train", "eval"}
+        assert not {person_of[p] for p in predicted["path"]} & trained_people
         assert not set(predicted["path"]) & set(paths)
-    # and every other train person was in its training set
+    # and every other image, train or eval, was in its training set
     assert set(oof.loc[oof["fold"] != 0, "path"]) == set(seen[0])
+
+
+@pytest.mark.slow
+def test_eval_kept_out_of_training_when_asked(tiny_demo, tmp_path):
+    from audit.dataset_index import index_dataset
+
+    index = index_dataset(tiny_demo)
+    result = train_model(index, tiny_train_config(eval_in_folds=False), tmp_path / "w")
+    train = index.images[index.images["split"] == "train"]
+    oof = pd.read_parquet(oof_path(result.checkpoint))
+    assert sorted(oof["path"]) == sorted(train["path"])  # train images only
+    for paths in result.fold_train_paths.values():
+        assert all(p.startswith("images/train/") for p in paths)
+    card = read_card(result.checkpoint)
+    assert card.metrics["eval_source"] == "final model, held out"
+    assert card.metrics["eval"]["n"] == int((index.images["split"] == "eval").sum())
+    assert card.train_config["eval_in_folds"] is False and "--no-eval-in-folds" in card.how_to_reproduce
+
+
+def test_eval_rows_fold_apart_from_train_people():
+    images = _images(12, n_eval=0)
+    n_eval = 9
+    ev = pd.DataFrame({"path": [f"images/eval/{i}.jpg" for i in range(n_eval)], "split": "eval",
+                       "person": [f"e{i}" for i in range(n_eval)], "gender": [i % 2 for i in range(n_eval)],
+                       "age_bin": [i % 3 for i in range(n_eval)]})
+    both = pd.concat([images, ev], ignore_index=True)
+    without = person_folds(both, 3, seed=1)
+    with_eval = person_folds(both, 3, seed=1, include_eval=True)
+    train = (both["split"] == "train").to_numpy()
+    # the train people's folds do not depend on eval joining
+    assert np.array_equal(without[train], with_eval[train]) and (without[~train] == -1).all()
+    # every fold gets its share of the eval images
+    assert sorted(np.bincount(with_eval[~train], minlength=3)) == [3, 3, 3]
+    # fewer eval people than folds: eval stays out
+    assert (person_folds(both.iloc[:len(images) + 2], 3, seed=1, include_eval=True)[len(images):] == -1).all()
 
 
 @pytest.mark.slow
@@ -181,6 +219,7 @@ def test_checkpoint_and_card_describe_the_training(tiny_training, tiny_demo):
     n_train = int((index.images["split"] == "train").sum())
     n_eval = int((index.images["split"] == "eval").sum())
     assert card.metrics["oof"]["n"] == n_train and card.metrics["eval"]["n"] == n_eval
+    assert card.metrics["eval_source"] == "out-of-fold" and card.train_config["eval_in_folds"] is True
     for key in ("macro_f1", "mask_acc", "gender_acc", "age_acc"):
         assert 0.0 <= card.metrics["oof"][key] <= 1.0
     assert card.how_to_reproduce.startswith("python -m audit train ")

@@ -1,4 +1,4 @@
-"""`python -m audit bench-noise [--people N --eval M --seed S --epochs E] [--json]`: score the
+"""`python -m audit bench-noise [--people N --eval M --seed S --epochs E --no-eval-in-folds] [--json]`: score the
 label-noise detectors and the merged queue against a demo dataset's known noise."""
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ def configure_parser(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="demo and training seed (default 0)")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs per model (default 12)")
     parser.add_argument("--folds", type=int, default=3, help="out-of-fold folds (default 3)")
+    parser.add_argument("--no-eval-in-folds", dest="eval_in_folds", action="store_false",
+                        help="train on the train people only (default: eval images join the folds, as in `train`)")
     parser.add_argument("--arch", default=None, help="timm architecture (default: the demo model's)")
     parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help="training input size (default: the demo model's)")
@@ -56,7 +58,7 @@ def run(args) -> int:
             raise UsageError("need --people >= 4, --eval >= 0, --epochs >= 1, --folds >= 2")
         try:
             cfg = BenchConfig(people=args.people, eval_images=args.eval_images, seed=args.seed, epochs=args.epochs,
-                              folds=args.folds, arch=args.arch,
+                              folds=args.folds, eval_in_folds=args.eval_in_folds, arch=args.arch,
                               img_size=tuple(args.img_size) if args.img_size else None, crop=args.crop,
                               workers=args.workers)
         except ValueError as err:

@@ -118,10 +118,12 @@ def run(args) -> int:
     timings["predict_s"] = time.perf_counter() - t1
     total = time.perf_counter() - t0
 
-    metrics = read_card(checkpoint).metrics.get("eval") or {}
+    card_metrics = read_card(checkpoint).metrics
+    metrics = card_metrics.get("eval") or {}
     print(f"run: {run_dir}")
     if metrics.get("n"):
-        print(f"demo model on the demo eval images: macro F1 {metrics['macro_f1']:.3f}, mask {metrics['mask_acc']:.3f}, "
+        how = " (out-of-fold)" if card_metrics.get("eval_source") == "out-of-fold" else ""
+        print(f"demo model on the demo eval images{how}: macro F1 {metrics['macro_f1']:.3f}, mask {metrics['mask_acc']:.3f}, "
               f"gender {metrics['gender_acc']:.3f}, age {metrics['age_acc']:.3f}")
     print("time: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items()) + f"; total {total:.0f} s")
     print("next: streamlit run app.py")

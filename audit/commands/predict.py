@@ -69,7 +69,11 @@ def run(args) -> int:
     print(f"Predicted {meta['n_images']:,} images on {meta['device']} in {t['predict_s']:.1f} s "
           f"({t['images_per_s']} img/s) into {path}")
     oof = meta["oof"]
-    print("Train rows: out-of-fold" if oof.get("used") else f"Train rows: final model ({oof.get('reason')})")
+    if oof.get("used"):
+        eval_part = f"; {oof['eval_rows']:,} eval rows too" if oof.get("eval_rows") else "; eval rows: final model"
+        print(f"Train rows: out-of-fold{eval_part}")
+    else:
+        print(f"Train rows: final model ({oof.get('reason')})")
     if meta["skipped"]:
         print(f"Skipped {len(meta['skipped'])} unreadable images, e.g. {meta['skipped'][0]['path']} ({meta['skipped'][0]['error']})")
     return 0

@@ -1,10 +1,10 @@
-"""`python -m audit train DATA --arch NAME [--epochs E] [--folds K] [--img-size H W] [--crop C] [--batch-size B]
-[--lr LR] [--seed S] [--no-pretrained | --pretrained-file F] [--bins default|competition|LO,HI]
-[--balance weights|sampler|none] [--workers W] [--out weights/NAME]`.
+"""`python -m audit train DATA --arch NAME [--epochs E] [--folds K] [--no-eval-in-folds] [--img-size H W]
+[--crop C] [--batch-size B] [--lr LR] [--seed S] [--no-pretrained | --pretrained-file F]
+[--bins default|competition|LO,HI] [--balance weights|sampler|none] [--workers W] [--out weights/NAME]`.
 
-Trains K person-grouped fold models (keeping every train image's out-of-fold probabilities) and a
-final model on all train images; writes OUT/model.pt, OUT/model.json (the model card) and
-OUT/oof.parquet. Per-epoch progress bars (loss, validation macro F1) go to stderr, a summary to stdout.
+Trains K person-grouped fold models (keeping every train and eval image's out-of-fold probabilities)
+and a final model on all of them; writes OUT/model.pt, OUT/model.json (the model card) and
+OUT/oof.parquet. With --no-eval-in-folds, eval images stay out of all training (a held-out test). Per-epoch progress bars (loss, validation macro F1) go to stderr, a summary to stdout.
 """
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help=f"epochs per model (default: {defaults.epochs})")
     parser.add_argument("--folds", type=int, default=defaults.folds,
                         help=f"person-grouped folds for out-of-fold predictions; 0 = none (default: {defaults.folds})")
+    parser.add_argument("--no-eval-in-folds", dest="eval_in_folds", action="store_false",
+                        help="keep eval images out of all training, as a held-out test of the final model "
+                             "(default: they join the folds, so fold models see more people and every "
+                             "labelled image gets an out-of-fold probability)")
     size = defaults.img_size
     parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=list(size) if size else None,
                         help="model input height and width in pixels (default: "
@@ -64,7 +68,7 @@ def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins
         raise UsageError("--img-size must be at least 16 16")
     try:
         return TrainConfig(arch=arch, pretrained=pretrained, pretrained_file=pretrained_file, epochs=args.epochs,
-                           folds=args.folds, img_size=tuple(args.img_size) if args.img_size else None, crop=args.crop,
+                           folds=args.folds, eval_in_folds=args.eval_in_folds, img_size=tuple(args.img_size) if args.img_size else None, crop=args.crop,
                            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
                            workers=args.workers, bins=bins, balance=args.balance, device=args.device)
     except ValueError as err:
@@ -77,14 +81,14 @@ def print_summary(result, out=sys.stdout) -> None:
     def line(name, d):
         if not d or not d.get("n"):
             return
-        print(f"  {name:<4} n={d['n']:<6} macro F1 {d['macro_f1']:.3f}  mask {d['mask_acc']:.3f}  "
+        print(f"  {name:<16} n={d['n']:<6} macro F1 {d['macro_f1']:.3f}  mask {d['mask_acc']:.3f}  "
               f"gender {d['gender_acc']:.3f}  age {d['age_acc']:.3f}"
               + (f"  age MAE {d['age_mae']:.1f} y" if "age_mae" in d else ""), file=out)
 
     print(f"checkpoint: {result.checkpoint} ({result.card.arch}, input {result.card.input_size[1]}x"
           f"{result.card.input_size[2]}, trained in {result.seconds:.0f} s)", file=out)
-    line("oof", m.get("oof"))
-    line("eval", m.get("eval"))
+    line("train, oof", m.get("oof"))
+    line("eval, oof" if m.get("eval_source") == "out-of-fold" else "eval, held out", m.get("eval"))
 
 
 def run(args) -> int:

@@ -33,6 +33,7 @@ class BenchConfig:
     seed: int = 0  # demo data and training seed
     epochs: int = 12  # per model (each fold model and the final one)
     folds: int = 3
+    eval_in_folds: bool = True  # eval images join the training folds (audit.training)
     arch: str | None = None  # None: audit.training's default (the demo model's)
     img_size: tuple[int, int] | None = None  # (H, W); None: training's default
     crop: float | None = None  # central fraction the model sees; None: the demo model's (DEMO_CROP)
@@ -86,7 +87,7 @@ def _train(index, out_dir: Path, cfg: BenchConfig, progress=None) -> Path:
     """Train with out-of-fold predictions; returns the checkpoint path (oof.parquet beside it)."""
     from audit import training
 
-    kwargs = {"epochs": cfg.epochs, "folds": cfg.folds, "seed": cfg.seed,
+    kwargs = {"epochs": cfg.epochs, "folds": cfg.folds, "seed": cfg.seed, "eval_in_folds": cfg.eval_in_folds,
               "crop": training.DEMO_CROP if cfg.crop is None else cfg.crop}
     if cfg.arch:
         kwargs["arch"] = cfg.arch
@@ -118,7 +119,8 @@ def run_bench(cfg: BenchConfig = BenchConfig(), *, work_dir: str | Path | None =
         index = index_dataset(info.root)
         timings["index_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        log(f"training {cfg.folds} folds + final, {cfg.epochs} epochs")
+        log(f"training {cfg.folds} folds + final, {cfg.epochs} epochs"
+            + (", eval images in the folds" if cfg.eval_in_folds else ", train people only"))
         checkpoint = _train(index, base / "weights", cfg)
         timings["train_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
