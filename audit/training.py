@@ -83,7 +83,7 @@ DEMO_CROP = 0.7
 DEMO_PEOPLE = 300
 DEMO_EVAL_IMAGES = 400
 DEMO_SEED = 0
-# 9 epochs keep `python -m audit demo` under 5 minutes on 2 CPU cores (3 folds + final).
+# 9 epochs: `python -m audit demo` takes about 5 minutes on 2 CPU cores (3 folds + final, eval in the folds).
 DEMO_EPOCHS = 9
 
 

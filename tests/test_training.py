@@ -99,6 +99,9 @@ def test_config_validation():
     assert TrainConfig().crop == 1.0 and "--crop" not in default_command(TrainConfig())
     assert demo_train_config().crop == DEMO_CROP < 1
     assert f"--crop {DEMO_CROP}" in default_command(demo_train_config())
+    # eval joins the folds unless asked not to, and the reproduce command says so
+    assert TrainConfig().eval_in_folds and "--no-eval-in-folds" not in default_command(TrainConfig())
+    assert "--no-eval-in-folds" in default_command(TrainConfig(eval_in_folds=False))
 
 
 def test_cached_pixels_are_cropped_once(tiny_demo):
@@ -182,10 +185,7 @@ def test_eval_kept_out_of_training_when_asked(tiny_demo, tmp_path):
     assert sorted(oof["path"]) == sorted(train["path"])  # train images only
     for paths in result.fold_train_paths.values():
         assert all(p.startswith("images/train/") for p in paths)
-    card = read_card(result.checkpoint)
-    assert card.metrics["eval_source"] == "final model, held out"
-    assert card.metrics["eval"]["n"] == int((index.images["split"] == "eval").sum())
-    assert card.train_config["eval_in_folds"] is False and "--no-eval-in-folds" in card.how_to_reproduce
+    assert read_card(result.checkpoint).metrics["eval"]["n"] == int((index.images["split"] == "eval").sum())
 
 
 def test_eval_rows_fold_apart_from_train_people():
@@ -258,13 +258,16 @@ def test_train_command(tiny_demo, tmp_path, capsys):
 
     out = tmp_path / "w"
     rc = main(["train", str(tiny_demo), "--arch", "mobilenetv3_small_050", "--epochs", "1", "--folds", "2",
-               "--img-size", "32", "24", "--crop", "0.8", "--no-pretrained", "--workers", "0", "--out", str(out)])
+               "--img-size", "32", "24", "--crop", "0.8", "--no-pretrained", "--workers", "0",
+               "--no-eval-in-folds", "--out", str(out)])
     assert rc == 0
     assert (out / "model.pt").is_file() and (out / "model.json").is_file() and (out / "oof.parquet").is_file()
-    assert "macro F1" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "macro F1" in shown and "eval, held out" in shown
     card = json.loads((out / "model.json").read_text())
     assert card["folds"] == 2 and card["input_size"] == [3, 32, 24] and card["crop"] == 0.8
-    assert "--crop 0.8" in card["how_to_reproduce"]
+    assert "--crop 0.8" in card["how_to_reproduce"] and "--no-eval-in-folds" in card["how_to_reproduce"]
+    assert card["train_config"]["eval_in_folds"] is False and card["metrics"]["eval_source"] == "final model, held out"
 
 
 def test_train_command_usage_errors(tiny_demo, tmp_path, capsys, monkeypatch):
