@@ -18,6 +18,9 @@ commas, quotes and newlines in notes or provenance survive a round trip):
   the images.
 - `history.csv`: every decision ever recorded for the dataset (the audit trail).
 
+A note or reviewer name that starts like a spreadsheet formula (`=`, `+`, `-`, `@`) is written with
+a leading apostrophe, so opening the CSV in Excel shows it as text instead of running it.
+
 Where the dataset has no train.csv / info.csv (the seed layout, or a competition folder without
 them), the same shape is generated from the index, provenance columns empty where unknown.
 
@@ -63,6 +66,8 @@ PROVENANCE = {
     "original_photo_url": "photo_url", "original_author": "author", "photo_license": "license",
     "photo_license_url": "license_url", "dataset": "dataset",
 }
+# Columns a reviewer types into; exported with a guard against spreadsheet formulas.
+FREE_TEXT_COLUMNS = ("note", "reviewer")
 TRAIN_CSV = "train/train.csv"
 INFO_CSV = "eval/info.csv"
 
@@ -149,10 +154,27 @@ def relabel_frame(store: ReviewStore, fingerprint: str, index_images: pd.DataFra
     return frame.sort_values(["path", "field"], kind="stable").reset_index(drop=True)
 
 
+def guard_formulas(frame: pd.DataFrame, columns=FREE_TEXT_COLUMNS) -> pd.DataFrame:
+    """A copy whose free-text cells (`columns`, typed by reviewers) that a spreadsheet would run as a
+    formula (starting with = + - @, tab or CR) start with an apostrophe instead, which Excel and
+    LibreOffice show as text (OWASP "CSV injection"). Other columns - manifests, paths, provenance -
+    are left exactly as they are."""
+    out = frame.copy()
+    for col in columns:
+        if col not in out.columns:
+            continue
+        text = out[col]
+        risky = text.notna() & text.astype(str).str.match(r"[=+\-@\t\r]")
+        if risky.any():
+            out[col] = text.astype(object).where(~risky, "'" + text.astype(str))
+    return out
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """A frame as UTF-8-with-BOM CSV bytes (what a download button serves)."""
+    """A frame as UTF-8-with-BOM CSV bytes (what a download button serves), free text guarded
+    against spreadsheet formulas (`guard_formulas`)."""
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, lineterminator="\r\n")  # CRLF: what Excel writes and expects
+    guard_formulas(frame).to_csv(buf, index=False, lineterminator="\r\n")  # CRLF: what Excel writes and expects
     return buf.getvalue().encode(ENCODING)
 
 

@@ -238,3 +238,19 @@ def test_cli_export_without_decisions_says_so(seed_data, tmp_path, capsys):
     assert cli_main(["export", str(seed_data), "--out", str(tmp_path / "y")]) == 0
     assert "No decisions recorded" in capsys.readouterr().out
     assert read_export_csv(tmp_path / "y" / "relabel.csv").empty
+
+
+def test_free_text_that_looks_like_a_formula_is_exported_as_text(tmp_path):
+    """A reviewer's note or name starting with = + - @ would run as a formula in Excel; the export
+    prefixes an apostrophe there and nowhere else (paths and manifests stay exact)."""
+    frame = pd.DataFrame({
+        "path": ["=not a note", "images/b.jpg", "images/c.jpg", "images/d.jpg", "images/e.jpg"],
+        "note": ['=HYPERLINK("http://x","y")', "-5 years off", "@SUM(A1)", "fine = yes", ""],
+        "reviewer": ["+ann", "bo", "cy", "di", "ed"],
+        "score": [1.0, 2.0, 3.0, 4.0, 5.0],
+    })
+    back = read_export_csv(write_relabel_csv(frame, tmp_path / "x.csv"))
+    assert back["note"].tolist() == ['\'=HYPERLINK("http://x","y")', "'-5 years off", "'@SUM(A1)", "fine = yes", ""]
+    assert back["reviewer"].tolist() == ["'+ann", "bo", "cy", "di", "ed"]
+    assert back["path"].tolist() == frame["path"].tolist()  # not free text: untouched
+    assert frame["note"].iloc[0].startswith("=")  # the caller's frame is not modified
