@@ -26,6 +26,7 @@ from audit import training as T  # noqa: E402
 from audit.dataset_index import index_dataset  # noqa: E402
 from audit.demo_data import read_truth  # noqa: E402
 from audit.model import create_eval_transform, create_train_transform  # noqa: E402
+from bench_input import truth_scores  # noqa: E402  (this folder is on sys.path when run as a script)
 
 
 def main() -> None:
@@ -51,16 +52,8 @@ def main() -> None:
     T._fit(model, train_set, config, seed=seed, label="bench", device=torch.device("cpu"))
     seconds = time.perf_counter() - t0
     probs = T.predict_dataset(model, eval_set, batch_size=64, workers=0, device=torch.device("cpu"))
-    t = truth.loc[held["path"]]
-    true_bin = np.asarray(config.bins.bin(t["true_age"].to_numpy()), dtype=np.int64)
-    print(json.dumps({
-        "extra_eval_images": n_extra, "seed": seed, "train_seconds": round(seconds),
-        "mask_acc": round(float((probs["mask"].argmax(1) == t["true_mask"].to_numpy()).mean()), 3),
-        "gender_acc": round(float((probs["gender"].argmax(1) == t["true_gender"].to_numpy()).mean()), 3),
-        "age_bin_acc": round(float((probs["age"].argmax(1) == true_bin).mean()), 3),
-        "age_corr": round(float(np.corrcoef(probs["age_reg"], t["true_age"])[0, 1]), 3),
-    }), flush=True)
-
+    print(json.dumps({"extra_eval_images": n_extra, "seed": seed, "train_seconds": round(seconds),
+                      **truth_scores(probs, truth.loc[held["path"]], config.bins)}), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -57,15 +57,20 @@ def main() -> None:
         T._fit(model, train_set, config, seed=0, label="bench", device=cpu)
         seconds = time.perf_counter() - t0
         probs = T.predict_dataset(model, eval_set, batch_size=64, workers=0, device=cpu)
-        t = truth.loc[ev["path"]]
-        true_bin = np.asarray(config.bins.bin(t["true_age"].to_numpy()), dtype=np.int64)
-        print(json.dumps({
-            "config": json.loads(spec), "people": people, "train_seconds": round(seconds),
-            "mask_acc": round(float((probs["mask"].argmax(1) == t["true_mask"].to_numpy()).mean()), 3),
-            "gender_acc": round(float((probs["gender"].argmax(1) == t["true_gender"].to_numpy()).mean()), 3),
-            "age_bin_acc": round(float((probs["age"].argmax(1) == true_bin).mean()), 3),
-            "age_corr": round(float(np.corrcoef(probs["age_reg"], t["true_age"])[0, 1]), 3),
-        }), flush=True)
+        print(json.dumps({"config": json.loads(spec), "people": people, "train_seconds": round(seconds),
+                          **truth_scores(probs, truth.loc[ev["path"]], config.bins)}), flush=True)
+
+
+def truth_scores(probs: dict, truth_rows, bins) -> dict:
+    """Head probabilities of some images vs their TRUE labels (truth.csv rows in the same order):
+    mask, gender and age-bin accuracy, and the correlation of the regressed age with the true age."""
+    true_bin = np.asarray(bins.bin(truth_rows["true_age"].to_numpy()), dtype=np.int64)
+    return {
+        "mask_acc": round(float((probs["mask"].argmax(1) == truth_rows["true_mask"].to_numpy()).mean()), 3),
+        "gender_acc": round(float((probs["gender"].argmax(1) == truth_rows["true_gender"].to_numpy()).mean()), 3),
+        "age_bin_acc": round(float((probs["age"].argmax(1) == true_bin).mean()), 3),
+        "age_corr": round(float(np.corrcoef(probs["age_reg"], truth_rows["true_age"])[0, 1]), 3),
+    }
 
 
 if __name__ == "__main__":
