@@ -186,9 +186,11 @@ def _model_card(ctx: app_cache.AppContext) -> None:
             st.markdown(f"**{card.get('arch', '?')}** · input {card.get('input_size')} · "
                         f"pretrained: {card.get('pretrained', '?')} · {card.get('folds', 0)} folds, "
                         f"{card.get('epochs', 0)} epochs")
-            for split, m in (card.get("metrics") or {}).items():
+            metrics = card.get("metrics") or {}
+            for split, m in metrics.items():
                 if isinstance(m, dict) and "macro_f1" in m:
-                    st.caption(f"{split}: macro F1 {m['macro_f1']:.3f}")
+                    how = f" ({metrics['eval_source']})" if split == "eval" and metrics.get("eval_source") else ""
+                    st.caption(f"{split}{how}: macro F1 {m['macro_f1']:.3f}")
             st.json(card, expanded=False)
         st.caption(f"Checkpoint: {meta.get('checkpoint', 'unknown')}")
         if meta.get("created"):

@@ -55,6 +55,9 @@ def test_app_router_opens_on_overview_with_sidebar(app_data):
     assert at.session_state["data_dir"] == str(app_data.root)
     assert at.session_state["run_dir"] == str(app_data.run)
     assert at.text_input(key="sidebar_data_dir").value == str(app_data.root)
+    # the run's model card (the committed demo model): its eval metrics say how they were measured
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "eval (out-of-fold): macro F1" in captions and "oof: macro F1" in captions
 
 
 def test_first_start_builds_the_demo_with_progress(tmp_path, monkeypatch):
