@@ -4,8 +4,8 @@
 keeps its pooled embeddings for every image. Train rows (and eval rows, when they joined the
 training folds) take their probabilities and fold from the out-of-fold file beside the checkpoint
 (`oof.parquet`, written by audit/training.py) when it belongs to the same data: label-noise scores
-are only honest on predictions from a model that did not see the image. Otherwise train rows get the final model's probabilities with fold -1 and
-`meta["oof"]` says why.
+are only honest on predictions from a model that did not see the image. Otherwise train rows get
+the final model's probabilities with fold -1 and `meta["oof"]` says why.
 
 Device: CUDA (fp16 autocast, pinned host memory) when present, else CPU with all cores: decoder
 processes on every core and the model on the cores they leave (`default_threads`). Images

@@ -35,8 +35,7 @@ if ctx.has_run:
                                  "acc_age": "age acc.", "acc_class": "18-class acc.", "macro_f1": "macro F1"})
     st.dataframe(shown.style.format({c: "{:.3f}" for c in shown.columns if c != "images"}),
                  key="overview_headline_table")
-    eval_in_folds = bool(((ctx.predictions["split"] == "eval") & (ctx.predictions["fold"] >= 0)).any())
-    st.caption(("Train and eval rows are" if eval_in_folds else "Train rows are")
+    st.caption(("Train and eval rows are" if "eval (out-of-fold)" in head.index else "Train rows are")
                + " scored on out-of-fold predictions: each image by the fold model that did not see it.")
 elif ctx.run_problem:
     st.warning(ctx.run_problem)

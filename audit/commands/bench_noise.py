@@ -1,5 +1,5 @@
-"""`python -m audit bench-noise [--people N --eval M --seed S --epochs E --no-eval-in-folds] [--json]`: score the
-label-noise detectors and the merged queue against a demo dataset's known noise."""
+"""`python -m audit bench-noise [--people N --eval M --seed S --epochs E --no-eval-in-folds] [--json]`:
+score the label-noise detectors and the merged queue against a demo dataset's known noise."""
 from __future__ import annotations
 
 import json

@@ -4,7 +4,8 @@
 
 Trains K person-grouped fold models (keeping every train and eval image's out-of-fold probabilities)
 and a final model on all of them; writes OUT/model.pt, OUT/model.json (the model card) and
-OUT/oof.parquet. With --no-eval-in-folds, eval images stay out of all training (a held-out test). Per-epoch progress bars (loss, validation macro F1) go to stderr, a summary to stdout.
+OUT/oof.parquet. With --no-eval-in-folds, eval images stay out of all training (a held-out test).
+Per-epoch progress bars (loss, validation macro F1) go to stderr, a summary to stdout.
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins
         raise UsageError("--img-size must be at least 16 16")
     try:
         return TrainConfig(arch=arch, pretrained=pretrained, pretrained_file=pretrained_file, epochs=args.epochs,
-                           folds=args.folds, eval_in_folds=args.eval_in_folds, img_size=tuple(args.img_size) if args.img_size else None, crop=args.crop,
+                           folds=args.folds, eval_in_folds=args.eval_in_folds,
+                           img_size=tuple(args.img_size) if args.img_size else None, crop=args.crop,
                            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
                            workers=args.workers, bins=bins, balance=args.balance, device=args.device)
     except ValueError as err:
