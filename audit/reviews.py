@@ -20,6 +20,14 @@ Values are label codes from `audit.labels` (mask 0..2, gender 0..1, age: bin cod
 typed one), so a bin decision and an exact age never get confused; the export turns a bin-only
 decision into an age in years (see `audit.export`).
 
+Who and where from: `reviewer` (free text, e.g. the login name) and `source` ("" for the app, or
+the file name of an imported relabel list, see `audit.review_import`). `keep_age` marks an age-bin
+decision whose reviewer chose to keep the given age in years and only mark the bin (the export then
+changes no age and renames no folder, see `audit.export`).
+
+`record_many` stores a batch (a bulk decision, an imported list) in ONE transaction: all or none.
+`conflicts` lists items two reviewers decided differently; `agreement` sums them up per field.
+
 Every call to `record` is one short transaction, committed (synchronous=FULL, WAL) before it
 returns, so whatever the page acknowledged survives the server being killed. Rows are never
 updated or deleted: history is the table, and the latest row (highest id) per
@@ -50,7 +58,8 @@ BUSY_TIMEOUT_MS = 30_000
 
 COLUMNS = (
     "id", "fingerprint", "item", "field", "decision", "given", "suggested", "new_value", "new_age",
-    "bins", "note", "split", "person", "path", "detectors", "score", "reviewer", "created",
+    "bins", "note", "split", "person", "path", "detectors", "score", "reviewer", "created", "source",
+    "keep_age",
 )
 
 _SCHEMA = """
@@ -77,7 +86,14 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_key ON decisions (fingerprint, item, field, id);
 """
 
-_ADDED_COLUMNS = {"reviewer": "TEXT NOT NULL DEFAULT ''"}
+# Columns added after the first files were written (rows never change, so a default is enough).
+_ADDED_COLUMNS = {
+    "reviewer": "TEXT NOT NULL DEFAULT ''",
+    "source": "TEXT NOT NULL DEFAULT ''",     # '' = the app; else the imported file's name
+    "keep_age": "INTEGER NOT NULL DEFAULT 0",  # 1: age bin decided, the given age in years kept
+}
+_INSERT = (f"INSERT INTO decisions ({', '.join(COLUMNS[1:])}) "
+           f"VALUES ({', '.join('?' * (len(COLUMNS) - 1))})")
 
 
 def _utc_now() -> str:
@@ -106,6 +122,62 @@ def _check_code(field: str, value, what: str):
     if value is not None and not 0 <= value < FIELD_CODES[field]:
         raise ValueError(f"{what}={value} is not a {field} code (expected 0..{FIELD_CODES[field] - 1})")
     return value
+
+
+def _decision_row(fingerprint, item, field, decision, *, given, new_value=None, suggested=None,
+                  new_age=None, bins: AgeBins = DEFAULT_BINS, note: str = "", split: str = "",
+                  person: str = "", path: str = "", detectors: str = "", score=None, reviewer: str = "",
+                  source: str = "", keep_age: bool = False) -> tuple:
+    """One validated row for `_INSERT` (see `ReviewStore.record`); ValueError on bad input."""
+    if not fingerprint or not isinstance(fingerprint, str):
+        raise ValueError("fingerprint must be a non-empty string (the dataset fingerprint)")
+    if not item or not isinstance(item, str):
+        raise ValueError("item must be a non-empty string (an image path or a person key)")
+    if field not in FIELDS:
+        raise ValueError(f"field must be one of {', '.join(FIELDS)}; got {field!r}")
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
+    given = _check_code(field, given, "given")
+    suggested = _check_code(field, suggested, "suggested")
+    new_value = _check_code(field, new_value, "new_value")
+    new_age = _optional_int(new_age, "new_age")
+    if new_age is not None:
+        if field != "age":
+            raise ValueError(f"new_age (years) only applies to the age field, not {field!r}")
+        if decision != "set":
+            raise ValueError("new_age (years) only goes with decision 'set'")
+        if not 0 <= new_age <= MAX_AGE_YEARS:
+            raise ValueError(f"new_age must be 0..{MAX_AGE_YEARS} years, got {new_age}")
+        age_bin = bins.bin(new_age)
+        if new_value is not None and new_value != age_bin:
+            raise ValueError(f"new_value={new_value} disagrees with new_age={new_age} (bin {age_bin} of {bins.describe()})")
+        new_value = age_bin
+    keep_age = bool(keep_age)
+    if keep_age and (field != "age" or new_age is not None or decision not in ("accept", "set")):
+        raise ValueError("keep_age (keep the given age, mark the bin only) goes with an age bin 'set' or 'accept' "
+                         "without new_age")
+    if decision == "accept":
+        if suggested is None:
+            raise ValueError("'accept' needs the suggested value (the item has no suggestion: use 'set')")
+        if new_value is not None and new_value != suggested:
+            raise ValueError(f"'accept' means new_value = suggested ({suggested}), got {new_value}")
+        new_value = suggested
+    elif decision == "keep":
+        if given is None:
+            raise ValueError("'keep' needs the given value")
+        if new_value is not None and new_value != given:
+            raise ValueError(f"'keep' means new_value = given ({given}), got {new_value}")
+        new_value = given
+    elif decision == "set":
+        if new_value is None:
+            raise ValueError("'set' needs new_value (a label code) or, for age, new_age in years")
+    else:  # skip
+        new_value = None
+    score = None if score is None or pd.isna(score) else float(score)
+    return (fingerprint, item, field, decision, given, suggested, new_value, new_age,
+            f"{bins.lo},{bins.hi}" if field == "age" else "", str(note or ""), str(split or ""),
+            str(person or ""), str(path or ""), str(detectors or ""), score, str(reviewer or ""), _utc_now(),
+            str(source or ""), int(keep_age))
 
 
 class ReviewStore:
@@ -173,71 +245,60 @@ class ReviewStore:
     def record(self, fingerprint: str, item: str, field: str, decision: str, *, given,
                new_value=None, suggested=None, new_age=None, bins: AgeBins = DEFAULT_BINS,
                note: str = "", split: str = "", person: str = "", path: str = "",
-               detectors: str = "", score: float | None = None, reviewer: str = "") -> int:
+               detectors: str = "", score: float | None = None, reviewer: str = "",
+               source: str = "", keep_age: bool = False) -> int:
         """Store one decision and commit it; returns its row id. ValueError on bad input.
 
         `given`, `suggested`, `new_value` are label codes of `field`. For "accept" `new_value`
         defaults to `suggested`, for "keep" to `given`; "set" needs `new_value` or (age only)
-        `new_age` in years, whose bin under `bins` becomes `new_value`.
+        `new_age` in years, whose bin under `bins` becomes `new_value`. `keep_age` (age only, not
+        with `new_age`): the bin changes, the given age in years stays.
         """
-        if not fingerprint or not isinstance(fingerprint, str):
-            raise ValueError("fingerprint must be a non-empty string (the dataset fingerprint)")
-        if not item or not isinstance(item, str):
-            raise ValueError("item must be a non-empty string (an image path or a person key)")
-        if field not in FIELDS:
-            raise ValueError(f"field must be one of {', '.join(FIELDS)}; got {field!r}")
-        if decision not in DECISIONS:
-            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
-        given = _check_code(field, given, "given")
-        suggested = _check_code(field, suggested, "suggested")
-        new_value = _check_code(field, new_value, "new_value")
-        new_age = _optional_int(new_age, "new_age")
-        if new_age is not None:
-            if field != "age":
-                raise ValueError(f"new_age (years) only applies to the age field, not {field!r}")
-            if decision != "set":
-                raise ValueError("new_age (years) only goes with decision 'set'")
-            if not 0 <= new_age <= MAX_AGE_YEARS:
-                raise ValueError(f"new_age must be 0..{MAX_AGE_YEARS} years, got {new_age}")
-            age_bin = bins.bin(new_age)
-            if new_value is not None and new_value != age_bin:
-                raise ValueError(f"new_value={new_value} disagrees with new_age={new_age} (bin {age_bin} of {bins.describe()})")
-            new_value = age_bin
-        if decision == "accept":
-            if suggested is None:
-                raise ValueError("'accept' needs the suggested value (the item has no suggestion: use 'set')")
-            if new_value is not None and new_value != suggested:
-                raise ValueError(f"'accept' means new_value = suggested ({suggested}), got {new_value}")
-            new_value = suggested
-        elif decision == "keep":
-            if given is None:
-                raise ValueError("'keep' needs the given value")
-            if new_value is not None and new_value != given:
-                raise ValueError(f"'keep' means new_value = given ({given}), got {new_value}")
-            new_value = given
-        elif decision == "set":
-            if new_value is None:
-                raise ValueError("'set' needs new_value (a label code) or, for age, new_age in years")
-        else:  # skip
-            new_value = None
-        score = None if score is None or pd.isna(score) else float(score)
-        row = (fingerprint, item, field, decision, given, suggested, new_value, new_age,
-               f"{bins.lo},{bins.hi}" if field == "age" else "", str(note or ""), str(split or ""),
-               str(person or ""), str(path or ""), str(detectors or ""), score, str(reviewer or ""), _utc_now())
+        row = _decision_row(fingerprint, item, field, decision, given=given, new_value=new_value,
+                            suggested=suggested, new_age=new_age, bins=bins, note=note, split=split,
+                            person=person, path=path, detectors=detectors, score=score,
+                            reviewer=reviewer, source=source, keep_age=keep_age)
+        return self._insert([row])[0]
+
+    def record_many(self, fingerprint: str, decisions, *, reviewer: str | None = None,
+                    source: str | None = None) -> list[int]:
+        """Store many decisions in ONE transaction (all or none); returns their row ids in order.
+
+        `decisions`: an iterable of dicts with `item`, `field`, `decision` and the keyword arguments
+        of `record` (`given`, `suggested`, `new_value`, `new_age`, `note`, ...). `reviewer` /
+        `source`, when given, apply to every decision. Every row is validated before anything is
+        written: ValueError names the first bad one (0-based position) and nothing is stored.
+        """
+        rows = []
+        for n, d in enumerate(decisions):
+            d = dict(d)
+            if reviewer is not None:
+                d["reviewer"] = reviewer
+            if source is not None:
+                d["source"] = source
+            try:
+                rows.append(_decision_row(fingerprint, d.pop("item", None), d.pop("field", None),
+                                          d.pop("decision", None), **d))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"decision {n}: {err}") from None
+        return self._insert(rows)
+
+    def _insert(self, rows: list[tuple]) -> list[int]:
+        """Insert validated rows in one transaction, committed before returning their ids."""
+        if not rows:
+            return []
         with self._connection() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                cur = con.execute(
-                    "INSERT INTO decisions (fingerprint, item, field, decision, given, suggested, "
-                    "new_value, new_age, bins, note, split, person, path, detectors, score, reviewer, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                ids = [int(con.execute(_INSERT, row).lastrowid) for row in rows]
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            return int(cur.lastrowid)
+            return ids
 
-    def undo_last(self, fingerprint: str, item: str | None = None, field: str | None = None) -> int | None:
+    def undo_last(self, fingerprint: str, item: str | None = None, field: str | None = None,
+                  *, reviewer: str | None = None) -> int | None:
         """Undo the newest decision (of one item/field if given) by appending the state before it.
 
         Returns the id of the new row, or None when there was nothing to undo. When the undone
@@ -246,19 +307,37 @@ class ReviewStore:
         hist = self.history(fingerprint, item, field)
         if hist.empty:
             return None
-        last = hist.iloc[-1]
-        before = self.history(fingerprint, last["item"], last["field"])
-        before = before[before["id"] < last["id"]]
-        common = dict(given=last["given"], suggested=last["suggested"], split=last["split"],
-                      person=last["person"], path=last["path"], detectors=last["detectors"],
-                      score=last["score"], bins=bins_from_text(last["bins"]), reviewer=last["reviewer"])
-        if before.empty:
-            return self.record(fingerprint, last["item"], last["field"], "skip",
-                               note=f"undo of decision {last['id']}", **common)
-        prev = before.iloc[-1]
-        return self.record(fingerprint, prev["item"], prev["field"], prev["decision"],
-                           new_value=prev["new_value"] if pd.isna(prev["new_age"]) else None,
-                           new_age=prev["new_age"], note=prev["note"], **common)
+        return self.undo(fingerprint, [int(hist["id"].iloc[-1])], reviewer=reviewer)[0]
+
+    def undo(self, fingerprint: str, ids, *, reviewer: str | None = None) -> list[int]:
+        """Undo the decisions with these row ids (e.g. one bulk decision) in ONE transaction: for
+        each, append the state its item and field had before it (a "skip" if it was the first).
+        `reviewer`: who undoes (default: the undone row's reviewer). Returns the new row ids."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return []
+        hist = self.history(fingerprint)
+        by_id = hist.set_index("id", drop=False)
+        rows = []
+        for row_id in ids:
+            if row_id not in by_id.index:
+                raise ValueError(f"no decision {row_id} for this dataset")
+            last = by_id.loc[row_id]
+            same = hist[(hist["item"] == last["item"]) & (hist["field"] == last["field"]) & (hist["id"] < row_id)]
+            common = dict(given=last["given"], suggested=last["suggested"], split=last["split"],
+                          person=last["person"], path=last["path"], detectors=last["detectors"],
+                          score=last["score"], bins=bins_from_text(last["bins"]),
+                          reviewer=last["reviewer"] if reviewer is None else reviewer)
+            if same.empty:
+                rows.append(_decision_row(fingerprint, last["item"], last["field"], "skip",
+                                          note=f"undo of decision {row_id}", **common))
+                continue
+            prev = same.iloc[-1]
+            rows.append(_decision_row(fingerprint, prev["item"], prev["field"], prev["decision"],
+                                      new_value=prev["new_value"] if pd.isna(prev["new_age"]) else None,
+                                      new_age=prev["new_age"], note=prev["note"], source=prev["source"],
+                                      keep_age=bool(prev["keep_age"]), **common))
+        return self._insert(rows)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -270,6 +349,7 @@ class ReviewStore:
             frame[col] = frame[col].astype("Int64")  # nullable ints: skip rows have no value
         frame["id"] = frame["id"].astype("int64")
         frame["score"] = frame["score"].astype("float64")
+        frame["keep_age"] = frame["keep_age"].astype(bool)
         return frame
 
     def history(self, fingerprint: str, item: str | None = None, field: str | None = None) -> pd.DataFrame:
@@ -298,6 +378,64 @@ class ReviewStore:
             return pd.DataFrame({"field": pd.Series(dtype=str), "decision": pd.Series(dtype=str),
                                  "count": pd.Series(dtype="int64")})
         return (latest.groupby(["field", "decision"]).size().rename("count").reset_index())
+
+    def conflicts(self, fingerprint: str) -> pd.DataFrame:
+        """Items two or more reviewers decided differently: one row per (item, field).
+
+        Walks each item's history: every reviewer's latest value (skips ignored) is their vote.
+        A conflict opens when two votes differ; the reviewers voting then are its `parties`. It is
+        `resolved` once a reviewer outside the parties decided after it opened and that decision is
+        the item's latest (a third reviewer settles it). Votes that came to agree again are no
+        conflict. Columns: item, field, votes ("alice: 1; bob: 0", codes), parties, resolved,
+        resolved_by, value (the latest decided code), given, suggested, split, person, path, created.
+        """
+        hist = self.history(fingerprint)
+        hist = hist[hist["decision"] != "skip"]
+        out = []
+        for (item, field), rows in hist.groupby(["item", "field"], sort=False):
+            if rows["reviewer"].nunique() < 2:
+                continue
+            votes: dict[str, int] = {}
+            parties: tuple = ()
+            opened_at = None
+            for r in rows.itertuples(index=False):
+                votes[r.reviewer] = int(r.new_value)
+                if not parties and len(set(votes.values())) > 1:
+                    parties, opened_at = tuple(sorted(votes)), r.id
+            if not parties:
+                continue
+            last = rows.iloc[-1]
+            resolved = bool(last["reviewer"] not in parties and last["id"] > opened_at)
+            if not resolved and len(set(votes[p] for p in parties if p in votes)) == 1:
+                continue  # the parties agree again
+            out.append({"item": item, "field": field,
+                        "votes": "; ".join(f"{who or '(no name)'}: {v}" for who, v in sorted(votes.items())),
+                        "parties": ", ".join(p or "(no name)" for p in parties), "resolved": resolved,
+                        "resolved_by": str(last["reviewer"]) if resolved else "",
+                        "value": int(last["new_value"]), "given": last["given"], "suggested": last["suggested"],
+                        "split": last["split"], "person": last["person"], "path": last["path"],
+                        "created": last["created"]})
+        cols = ["item", "field", "votes", "parties", "resolved", "resolved_by", "value", "given", "suggested",
+                "split", "person", "path", "created"]
+        return pd.DataFrame(out, columns=cols)
+
+    def agreement(self, fingerprint: str) -> pd.DataFrame:
+        """Per field, over items decided (not skipped) by 2+ reviewers: how often their latest
+        values all agree. Columns field, items (with 2+ reviewers), agree, agreement (0..1, NaN
+        when no item has two reviewers)."""
+        hist = self.history(fingerprint)
+        hist = hist[hist["decision"] != "skip"]
+        votes = hist.groupby(["field", "item", "reviewer"], sort=False)["new_value"].last().reset_index()
+        per_item = votes.groupby(["field", "item"]).agg(reviewers=("reviewer", "size"),
+                                                       values=("new_value", "nunique"))
+        multi = per_item[per_item["reviewers"] >= 2].reset_index()
+        rows = []
+        for field in FIELDS:
+            part = multi[multi["field"] == field]
+            agree = int((part["values"] == 1).sum())
+            rows.append({"field": field, "items": len(part), "agree": agree,
+                         "agreement": agree / len(part) if len(part) else float("nan")})
+        return pd.DataFrame(rows)
 
     def fingerprints(self) -> list[str]:
         """Datasets that have decisions in this store."""

@@ -246,3 +246,72 @@ def test_reviewer_column_and_older_files_get_it(tmp_path):
     store.record(FP, "b.png", "mask", "keep", given=0, reviewer="kim")
     latest = store.latest(FP).set_index("item")
     assert latest.loc["a.png", "reviewer"] == "" and latest.loc["b.png", "reviewer"] == "kim"
+
+
+# -- batches, undo of a batch, reviewers who disagree ----------------------------------------------
+
+def _bulk(n, **extra):
+    return [dict(item=f"img{i:04d}.png", field="gender", decision="accept", given=0, suggested=1, **extra)
+            for i in range(n)]
+
+
+def test_record_many_is_one_transaction_all_or_none(store):
+    batch = _bulk(3) + [dict(item="bad.png", field="gender", decision="accept", given=0)]  # no suggestion
+    with pytest.raises(ValueError, match="decision 3"):
+        store.record_many(FP, batch)
+    assert store.history(FP).empty  # nothing half-written
+    ids = store.record_many(FP, _bulk(3), reviewer="ann", source="fixes.csv")
+    assert len(ids) == 3 and ids == sorted(ids)
+    hist = store.history(FP)
+    assert hist["reviewer"].tolist() == ["ann"] * 3 and hist["source"].tolist() == ["fixes.csv"] * 3
+    assert hist["new_value"].tolist() == [1, 1, 1]
+
+
+def test_record_many_thousand_items_within_three_seconds(store):
+    start = time.perf_counter()
+    ids = store.record_many(FP, _bulk(1000), reviewer="ann")
+    seconds = time.perf_counter() - start
+    assert len(ids) == 1000 and len(store.latest(FP)) == 1000
+    assert seconds < 3.0, f"1,000 decisions took {seconds:.2f} s"
+
+
+def test_undo_of_a_batch_restores_each_item(store):
+    store.record(FP, "img0000.png", "gender", "keep", given=0, suggested=1)
+    ids = store.record_many(FP, _bulk(3))
+    store.undo(FP, ids, reviewer="bob")
+    latest = store.latest(FP).set_index("item")
+    assert latest.loc["img0000.png", "decision"] == "keep"        # the state before the batch
+    assert latest.loc["img0001.png", "decision"] == "skip"        # first decision undone -> skip
+    assert set(latest["reviewer"]) == {"bob"}
+    assert len(store.history(FP)) == 1 + 3 + 3                     # undo never deletes
+
+
+def test_keep_age_marks_the_bin_only(store):
+    store.record(FP, "p1", "age", "set", given=0, new_value=1, keep_age=True)
+    assert bool(store.latest(FP)["keep_age"].iloc[0]) is True
+    with pytest.raises(ValueError, match="keep_age"):
+        store.record(FP, "p1", "age", "set", given=0, new_age=30, keep_age=True)
+    with pytest.raises(ValueError, match="keep_age"):
+        store.record(FP, "p1", "gender", "set", given=0, new_value=1, keep_age=True)
+
+
+def test_conflicts_and_agreement(store):
+    # a: ann and bob disagree; b: they agree; c: they disagree, then cat settles it
+    store.record(FP, "a", "gender", "set", given=0, new_value=1, reviewer="ann")
+    store.record(FP, "a", "gender", "keep", given=0, reviewer="bob")
+    store.record(FP, "b", "gender", "set", given=0, new_value=1, reviewer="ann")
+    store.record(FP, "b", "gender", "set", given=0, new_value=1, reviewer="bob")
+    store.record(FP, "c", "mask", "set", given=0, new_value=1, reviewer="ann")
+    store.record(FP, "c", "mask", "set", given=0, new_value=2, reviewer="bob")
+    store.record(FP, "c", "mask", "set", given=0, new_value=2, reviewer="cat")
+    store.record(FP, "d", "mask", "skip", given=0, reviewer="bob")  # skips are no vote
+    store.record(FP, "d", "mask", "keep", given=0, reviewer="ann")
+    conflicts = store.conflicts(FP).set_index("item")
+    assert sorted(conflicts.index) == ["a", "c"]
+    assert not conflicts.loc["a", "resolved"] and conflicts.loc["a", "votes"] == "ann: 1; bob: 0"
+    assert conflicts.loc["c", "resolved"] and conflicts.loc["c", "resolved_by"] == "cat"
+    assert conflicts.loc["c", "value"] == 2
+    agreement = store.agreement(FP).set_index("field")
+    assert (agreement.loc["gender", "items"], agreement.loc["gender", "agree"]) == (2, 1)
+    assert agreement.loc["mask", "items"] == 1 and agreement.loc["mask", "agreement"] == 0.0
+    assert agreement.loc["age", "items"] == 0
