@@ -11,6 +11,13 @@ A run is a folder (see docs/ARCHITECTURE.md, "A run"):
 `write_run` writes the first three atomically: into a hidden temporary folder beside the target,
 renamed into place only when complete, so a crash never leaves a half-written run. Replacing a
 run drops its layouts and suspects with it: they were computed from the old predictions.
+
+Nothing of a user's is ever replaced: `write_run` fills a new or empty folder, or replaces a run of
+this project (meta.json of RUN_FORMAT + predictions.parquet) that holds nothing but run files
+(`RUN_FILE_SUFFIXES`); any other folder (someone's files, a dataset, a workspace, `.`) is refused
+with `RunFolderRefused` before anything is written, and a replace deletes only run files.
+`Run.open` checks the files' structure (parquet footer, .npy header and size) so a truncated or
+corrupted run is `RunFileError`, one line, instead of a parser's trace later.
 `finish_predictions` is the one place that derives the 18-class columns from per-head
 probabilities.
 """
@@ -59,8 +66,22 @@ PRED_COLUMNS = ("pred_mask", "pred_gender", "pred_age_bin", "pred_class", "confi
 PROB_SUM_TOLERANCE = 1e-3
 
 
+# What the project writes into a run folder (and its temporaries, `*.tmp`): a replace deletes these
+# and nothing else, and a run holding anything else is not replaced.
+RUN_FILE_SUFFIXES = (".parquet", ".npy", ".json", ".lock", ".log", ".tmp")
+
+
 class NotARunError(ValueError):
     """A folder that is not a run (missing, or without meta.json / predictions.parquet)."""
+
+
+class RunFileError(NotARunError):
+    """A run whose files are truncated or corrupted (predictions.parquet, embeddings.npy); one line."""
+
+
+class RunFolderRefused(ValueError):
+    """An output folder that is not ours to fill or replace (someone's files, a dataset, a workspace);
+    nothing was written. One line."""
 
 
 def prediction_columns() -> list[str]:
@@ -159,7 +180,29 @@ class Run:
             raise NotARunError(f"{meta_path} cannot be read: {err}") from err
         if not isinstance(meta, dict):
             raise NotARunError(f"{meta_path} does not hold a JSON object")
-        return cls(path, meta)
+        run = cls(path, meta)
+        run.check_files()
+        return run
+
+    def check_files(self) -> None:
+        """Cheap structural checks (the parquet footer, the .npy header and file size; no data read).
+
+        Raises RunFileError naming the file and how to remake it: a run cut short by a full disk or
+        a copy must give one line, not a parser's trace on first use.
+        """
+        import pyarrow.parquet as pq
+
+        pred_path = self.path / PREDICTIONS_NAME
+        try:
+            n_rows = pq.read_metadata(pred_path).num_rows
+        except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... for a cut or foreign file
+            raise RunFileError(_unreadable(pred_path, err)) from None
+        if self.has_embeddings:
+            emb_path = self.path / EMBEDDINGS_NAME
+            shape = _npy_shape(emb_path)
+            if len(shape) != 2 or shape[0] != n_rows:
+                raise RunFileError(f"{emb_path} has shape {shape}, but {PREDICTIONS_NAME} has {n_rows} rows "
+                                   f"(expected ({n_rows}, D)); {_REMAKE}")
 
     @property
     def name(self) -> str:
@@ -167,7 +210,12 @@ class Run:
 
     @cached_property
     def predictions(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / PREDICTIONS_NAME)
+        """Raises RunFileError when the file does not read (corrupted inside, past the footer check)."""
+        path = self.path / PREDICTIONS_NAME
+        try:
+            return pd.read_parquet(path)
+        except Exception as err:  # pyarrow's errors vary by where the file is damaged
+            raise RunFileError(_unreadable(path, err)) from None
 
     @property
     def has_embeddings(self) -> bool:
@@ -178,7 +226,14 @@ class Run:
         """float16 (N, D) pooled backbone features, row-aligned with `predictions`; None if absent."""
         if not self.has_embeddings:
             return None
-        return np.load(self.path / EMBEDDINGS_NAME)
+        path = self.path / EMBEDDINGS_NAME
+        try:
+            emb = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise RunFileError(_unreadable(path, err)) from None
+        if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.floating):
+            raise RunFileError(f"{path} holds {emb.dtype} {emb.shape}, not (N, D) floats; {_REMAKE}")
+        return emb
 
     @property
     def suspects_path(self) -> Path:
@@ -211,6 +266,35 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, source={self.source!r})"
+
+
+_REMAKE = "remake the run with `python -m audit predict` or `python -m audit import-predictions`"
+
+
+def _unreadable(path: Path, err: Exception) -> str:
+    text = " ".join(str(err).split())[:160] or type(err).__name__
+    return f"{path} cannot be read (truncated or corrupted: {text}); {_REMAKE}"
+
+
+def _npy_shape(path: Path) -> tuple:
+    """The shape in an .npy header, checked against the file size (a cut file is refused)."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _fortran, dtype = read_header(fh)
+            data_start = fh.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, EOFError) as err:
+        raise RunFileError(_unreadable(path, err)) from None
+    if dtype.hasobject:
+        raise RunFileError(f"{path} holds Python objects, not numbers; {_REMAKE}")
+    expected = data_start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size != expected:
+        raise RunFileError(f"{path} is {size:,} bytes but its header promises {expected:,} "
+                           f"(truncated or corrupted); {_REMAKE}")
+    return tuple(shape)
 
 
 def resolve_run_dir(value: str | Path) -> Path:
@@ -260,8 +344,11 @@ def write_run(run_dir: str | Path, predictions: pd.DataFrame, embeddings: np.nda
     predictions: N rows with every `prediction_columns()` column. embeddings: (N, D), stored as
     float16, or None (imported runs). meta: JSON-able dict; `format`, `created`, `n_images` and
     `has_embeddings` are filled in. Returns the run folder.
+    Raises RunFolderRefused (nothing written) when `run_dir` holds anything but a run of ours
+    (`check_run_target`).
     """
     run_dir = Path(run_dir).expanduser().absolute()
+    check_run_target(run_dir)
     predictions = _check_predictions(predictions)
     if embeddings is not None:
         embeddings = np.asarray(embeddings)
@@ -288,17 +375,97 @@ def write_run(run_dir: str | Path, predictions: pd.DataFrame, embeddings: np.nda
         # meta.json last: Run.open needs it, so a folder holding it is complete.
         (tmp / META_NAME).write_text(meta_text, encoding="utf-8")
         _fsync_dir(tmp)
+        # Checked again right before the swap: another process may have filled the folder meanwhile.
+        check_run_target(run_dir)
         old = None
         if run_dir.exists():
             old = parent / f".{run_dir.name}.old-{uuid.uuid4().hex[:8]}"
             run_dir.rename(old)
         tmp.rename(run_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder, never the target
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_run_files(old)
     return run_dir
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """A run of this project: meta.json of RUN_FORMAT (a JSON object) beside predictions.parquet."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / META_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == RUN_FORMAT and (path / PREDICTIONS_NAME).is_file()
+
+
+def _foreign_entries(path: Path) -> list[str]:
+    """Names in a folder that a run never holds: folders, links, other files (sorted)."""
+    with os.scandir(path) as it:
+        return sorted(e.name for e in it
+                      if not (e.is_file(follow_symlinks=False) and e.name.endswith(RUN_FILE_SUFFIXES)))
+
+
+def check_run_target(run_dir: str | Path) -> None:
+    """Raise RunFolderRefused unless a run may be written at `run_dir`: it is absent, an empty
+    folder, or a run of this project holding nothing but run files (`RUN_FILE_SUFFIXES`).
+
+    A folder of someone's files, a dataset, a workspace (reviews.sqlite), `.`, a file or a
+    symbolic link are refused with one line; nothing is written or deleted.
+    """
+    run_dir = Path(run_dir).expanduser()
+    if run_dir.is_symlink():
+        raise RunFolderRefused(f"{run_dir} is a symbolic link; give a real folder for the run (nothing was written)")
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise RunFolderRefused(f"{run_dir} exists and is not a folder; choose another run folder (nothing was written)")
+    try:
+        entries = _foreign_entries(run_dir)
+        empty = not any(run_dir.iterdir())
+    except OSError as err:
+        raise RunFolderRefused(f"{run_dir} cannot be listed ({err.strerror or err}); choose another run folder") from None
+    if empty:
+        return
+    if not is_run_folder(run_dir):
+        raise RunFolderRefused(
+            f"{run_dir} exists and is not a Mask Audit run ({_what_it_holds(run_dir)}); it is never replaced: "
+            "choose a new or empty folder (nothing was written)")
+    if entries:
+        more = f" and {len(entries) - 3} more" if len(entries) > 3 else ""
+        raise RunFolderRefused(
+            f"{run_dir} is a run but also holds {', '.join(entries[:3])}{more}, which a run never holds; "
+            "move them out or choose another folder (nothing was written)")
+
+
+def _what_it_holds(path: Path) -> str:
+    """A few words on what a refused folder is, for the message."""
+    if (path / "reviews.sqlite").exists():
+        return "it is a workspace: reviews.sqlite holds review decisions"
+    if (path / "images" / "train").is_dir() or (path / "train" / "images").is_dir() or (path / "images" / "eval").is_dir():
+        return "it holds a dataset"
+    if (path / ".git").exists():
+        return "it is a git repository"
+    names = sorted(p.name for p in path.iterdir())
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"it holds {', '.join(names[:3])}{more}"
+
+
+def _remove_run_files(folder: Path) -> None:
+    """Delete a replaced run: its run files, then the folder if that left it empty. Anything else
+    (put there between the check and the swap) stays where it is, in the hidden `.old-` folder."""
+    with os.scandir(folder) as it:
+        ours = [e.path for e in it if e.is_file(follow_symlinks=False) and e.name.endswith(RUN_FILE_SUFFIXES)]
+    for path in ours:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _check_predictions(df: pd.DataFrame) -> pd.DataFrame:

@@ -165,3 +165,139 @@ def test_resolve_run_dir(tmp_path):
     assert R.resolve_run_dir("runs/demo") == runs_dir() / "demo"
     assert R.resolve_run_dir(tmp_path / "x") == tmp_path / "x"
     assert R.resolve_run_dir("out/runs/demo") == R.Path("out/runs/demo")
+
+
+# ---- nothing of a user's is ever replaced (issue #11) -----------------------------------------
+
+def _tree(folder):
+    """{relative path: bytes} of every file under `folder`: what must survive a refusal."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fill", [
+    lambda d: (d / "thesis.txt").write_text("important"),                        # someone's files
+    lambda d: (d / "reviews.sqlite").write_bytes(b"SQLite format 3\x00"),        # a workspace
+    lambda d: (d / "images" / "train").mkdir(parents=True),                      # a dataset
+    lambda d: (d / "meta.json").write_text('{"format": "someone-else/1"}'),      # another tool's meta
+    lambda d: (d / "sub").mkdir(),                                               # just a folder
+])
+def test_write_run_refuses_a_folder_that_is_not_a_run(tmp_path, fill):
+    target = tmp_path / "mine"
+    target.mkdir()
+    fill(target)
+    before = _tree(target)
+    with pytest.raises(R.RunFolderRefused) as err:
+        R.write_run(target, make_predictions(3), None, {"source": "import"})
+    assert "\n" not in str(err.value) and "not a Mask Audit run" in str(err.value)
+    assert _tree(target) == before and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_write_run_names_what_a_refused_folder_is(tmp_path):
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "reviews.sqlite").write_bytes(b"x")
+    with pytest.raises(R.RunFolderRefused, match="workspace"):
+        R.write_run(tmp_path / "ws", make_predictions(2), None, {})
+    (tmp_path / "data" / "images" / "eval").mkdir(parents=True)
+    with pytest.raises(R.RunFolderRefused, match="dataset"):
+        R.write_run(tmp_path / "data", make_predictions(2), None, {})
+
+
+def test_write_run_fills_an_empty_folder_and_refuses_files_and_links(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert R.Run.open(R.write_run(tmp_path / "empty", make_predictions(2), None, {})).meta["n_images"] == 2
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(R.RunFolderRefused, match="not a folder"):
+        R.write_run(tmp_path / "a_file", make_predictions(2), None, {})
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    with pytest.raises(R.RunFolderRefused, match="symbolic link"):
+        R.write_run(tmp_path / "link", make_predictions(2), None, {})
+    assert (tmp_path / "a_file").read_text() == "x" and R.is_run_folder(tmp_path / "empty")
+
+
+def test_a_run_holding_someone_elses_file_is_not_replaced(tmp_path):
+    run_dir = R.write_run(tmp_path / "r", make_predictions(2), None, {"tag": "old"})
+    (run_dir / "notes.txt").write_text("my notes")
+    with pytest.raises(R.RunFolderRefused, match="notes.txt"):
+        R.write_run(run_dir, make_predictions(3), None, {})
+    assert (run_dir / "notes.txt").read_text() == "my notes" and R.Run.open(run_dir).meta["tag"] == "old"
+
+
+def test_replacing_a_run_deletes_only_run_files(tmp_path, monkeypatch):
+    run_dir = R.write_run(tmp_path / "r", make_predictions(2), None, {})
+    # someone drops a file in between the check and the swap: it survives in the hidden old folder
+    real_check = R.check_run_target
+    calls = []
+
+    def check_then_drop(path):
+        real_check(path)
+        calls.append(path)
+        if len(calls) == 2:
+            (run_dir / "late.txt").write_text("late")
+
+    monkeypatch.setattr(R, "check_run_target", check_then_drop)
+    R.write_run(run_dir, make_predictions(3), None, {})
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".r.old-")]
+    assert len(leftovers) == 1 and (leftovers[0] / "late.txt").read_text() == "late"
+    assert [p.name for p in leftovers[0].iterdir()] == ["late.txt"]
+    assert R.Run.open(run_dir).meta["n_images"] == 3
+
+
+def test_run_meta_paths_are_not_trusted(tmp_path):
+    """meta.json's data_root / checkpoint pointing somewhere odd: replacing the run writes and
+    deletes inside the run folder only."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep")
+    meta = {"data_root": str(victim), "checkpoint": "../../victim/keep.txt"}
+    run_dir = R.write_run(tmp_path / "runs" / "r", make_predictions(2), None, meta)
+    R.write_run(run_dir, make_predictions(3), None, meta)
+    assert _tree(victim) == {"keep.txt": b"keep"}
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r"]
+
+
+# ---- a truncated or corrupted run is one clear error (issue #11) ------------------------------
+
+def test_truncated_predictions_are_a_run_file_error(tmp_path):
+    run_dir = R.write_run(tmp_path / "r", make_predictions(20), np.zeros((20, 4)), {})
+    data = (run_dir / R.PREDICTIONS_NAME).read_bytes()
+    (run_dir / R.PREDICTIONS_NAME).write_bytes(data[: len(data) // 2])
+    with pytest.raises(R.RunFileError) as err:
+        R.Run.open(run_dir)
+    msg = str(err.value)
+    assert "\n" not in msg and "predictions.parquet cannot be read" in msg and "python -m audit predict" in msg
+    assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b[: len(b) - 10],                     # cut short
+    lambda b: b"garbage" * 10,                      # not an .npy at all
+    lambda b: b + b"\x00" * 16,                     # longer than its header says
+])
+def test_corrupted_embeddings_are_a_run_file_error(tmp_path, damage):
+    run_dir = R.write_run(tmp_path / "r", make_predictions(5), np.ones((5, 3)), {})
+    path = run_dir / R.EMBEDDINGS_NAME
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(R.RunFileError, match="embeddings.npy") as err:
+        R.Run.open(run_dir)
+    assert "\n" not in str(err.value)
+
+
+def test_embeddings_of_other_rows_are_a_run_file_error(tmp_path):
+    run_dir = R.write_run(tmp_path / "r", make_predictions(5), np.ones((5, 3)), {})
+    np.save(run_dir / R.EMBEDDINGS_NAME, np.ones((4, 3), dtype=np.float16))
+    with pytest.raises(R.RunFileError, match=r"expected \(5, D\)"):
+        R.Run.open(run_dir)
+    np.save(run_dir / R.EMBEDDINGS_NAME, np.array([{"a": 1}] * 5, dtype=object))
+    with pytest.raises(R.RunFileError, match="objects"):
+        R.Run.open(run_dir)
+
+
+def test_damage_after_open_is_a_run_file_error_on_read(tmp_path):
+    run_dir = R.write_run(tmp_path / "r", make_predictions(5), np.ones((5, 3)), {})
+    run = R.Run.open(run_dir)
+    (run_dir / R.PREDICTIONS_NAME).write_bytes(b"PAR1 not really")
+    (run_dir / R.EMBEDDINGS_NAME).write_bytes(b"\x93NUMPY broken")
+    with pytest.raises(R.RunFileError, match="predictions.parquet"):
+        run.predictions
+    with pytest.raises(R.RunFileError, match="embeddings.npy"):
+        run.embeddings
