@@ -27,7 +27,11 @@ them), the same shape is generated from the index, provenance columns empty wher
 Age: decisions hold age bin codes (plus an exact age when a reviewer typed one). A corrected
 manifest needs years, so a bin-only age change writes the age in the new bin nearest to the given
 age (e.g. given 24 under <25 | 25–39 | ≥40 and decided "25–39" -> 25), and says so in
-`new_age_source` ("bin"); a typed age is written as typed ("reviewer").
+`new_age_source` ("bin"); a typed age is written as typed ("reviewer"). A decision made with
+"keep the given age, mark the bin only" (`keep_age`) changes the bin and no age: `new_age` is the
+given age, `new_age_source` "kept", train.csv keeps its age and folder name and lists `age_bin` in
+`changed_fields`. `manifest_preview` says, before anything is written, which folders and eval
+files the corrected manifests rename and which ages they set.
 
 Nothing here renames, moves or rewrites an image: the export only reads the dataset's CSVs.
 """
@@ -84,6 +88,23 @@ def value_name(field: str, code, bins: L.AgeBins = L.DEFAULT_BINS) -> str:
     return bins.labels[code]
 
 
+# Ages the dataset holds (adults); the open-ended bins are bounded by these for a default age.
+PLAUSIBLE_AGES = (18, 70)
+
+
+def age_bin_range(code: int, bins: L.AgeBins = L.DEFAULT_BINS) -> tuple[int, int]:
+    """(lowest, highest) age in years of bin `code` a reviewer may type (inclusive)."""
+    lo = (min(PLAUSIBLE_AGES[0], bins.lo - 1), bins.lo, bins.hi)[int(code)]
+    hi = (bins.lo - 1, bins.hi - 1, max(PLAUSIBLE_AGES[1], bins.hi + 10))[int(code)]
+    return lo, hi
+
+
+def age_bin_middle(code: int, bins: L.AgeBins = L.DEFAULT_BINS) -> int:
+    """The default age in years offered for bin `code`: its middle (e.g. 25–39 -> 32)."""
+    lo, hi = age_bin_range(code, bins)
+    return (lo + hi) // 2
+
+
 def age_in_bin(age: int, code: int, bins: L.AgeBins) -> int:
     """The age in years nearest to `age` that falls in bin `code` (the age itself if it does)."""
     lo = (0, bins.lo, bins.hi)[code]
@@ -133,6 +154,8 @@ def relabel_frame(store: ReviewStore, fingerprint: str, index_images: pd.DataFra
         if field == "age" and not pd.isna(new):
             if not pd.isna(rec.new_age):
                 new_age, age_source = int(rec.new_age), "reviewer"
+            elif given_age >= 0 and getattr(rec, "keep_age", False):
+                new_age, age_source = given_age, "kept"
             elif given_age >= 0:
                 new_age = age_in_bin(given_age, int(new), bins) if changed else given_age
                 age_source = "bin" if changed else "given"
@@ -228,7 +251,9 @@ def corrected_images(decisions: pd.DataFrame, index_images: pd.DataFrame,
                 rows = rows_of_person.get(d.item, [])
             for r in rows:
                 if d.field == "age":
-                    if ages[r] >= 0 and not pd.isna(d.new_age):
+                    if getattr(d, "new_age_source", "") == "kept":
+                        corrected["age_bin"][r] = int(d.new)  # the bin only; the age in years stays
+                    elif ages[r] >= 0 and not pd.isna(d.new_age):
                         corrected["age"][r] = int(d.new_age)
                         corrected["age_bin"][r] = bins.bin(int(d.new_age))
                     else:
@@ -333,12 +358,16 @@ def corrected_manifests(data_root, layout: str, decisions: pd.DataFrame, index_i
             if d.field == "gender" and gender_col is not None:
                 gender_col[i] = L.GENDERS[int(d.new)]
                 fields.append("gender")
+            elif d.field == "age" and d.new_age_source == "kept":
+                fields.append("age_bin")  # the bin changes, the age in years and the folder stay
             elif d.field == "age" and age_col is not None and not pd.isna(d.new_age):
                 age_col[i] = str(int(d.new_age))
                 fields.append("age")
         if not fields:
             continue
-        changed_col[i] = ";".join(f for f in L.FIELDS if f in fields)
+        changed_col[i] = ";".join(f for f in (*L.FIELDS, "age_bin") if f in fields)
+        if fields == ["age_bin"]:
+            continue
         p = person_rows.loc[by_folder[folder][0].item]
         race = train_csv.at[i, "race"] if "race" in train_csv.columns else p["race"]
         pid = train_csv.at[i, "id"] if "id" in train_csv.columns else p["person_id"]
@@ -396,6 +425,46 @@ def _corrected_image_id(image_id: str, r) -> str:
     age = int(r["corrected_age"]) if int(r["corrected_age"]) >= 0 else parsed.person.age
     key = _person_key(parsed.person.id, int(r["corrected_gender"]), parsed.person.race, age)
     return f"{key}_{mask_type}.{image_id.rsplit('.', 1)[-1]}"
+
+
+def manifest_preview(data_root, layout: str, decisions: pd.DataFrame, index_images: pd.DataFrame,
+                     *, bins: L.AgeBins = L.DEFAULT_BINS) -> pd.DataFrame:
+    """What the corrected manifests will say, before anything is written: one row per person
+    folder or eval file they rename, or whose age in years they set.
+
+    Columns `kind` ("person folder" / "eval file"), `old` (folder or file name), `new` (the name
+    the corrected labels imply; equal to `old` when only the age bin changes), `renamed` (bool),
+    `given_age`, `new_age` (years; NA for eval files without an age), `age_source` ("reviewer",
+    "bin", "kept"), `changed_fields`. Nothing is renamed on disk either way.
+    """
+    manifests = corrected_manifests(data_root, layout, decisions, index_images, bins=bins)
+    ages = {}
+    if len(decisions):
+        for d in decisions[(decisions["field"] == "age") & decisions["changed"]].itertuples(index=False):
+            ages[d.path.rsplit("/", 1)[-1] if d.item_kind == "person" else d.path.rsplit("/", 1)[-1]] = (
+                d.given_age, d.new_age, d.new_age_source)
+    rows = []
+    train = manifests["train.csv"]
+    folders = train["path"].tolist() if "path" in train.columns else [""] * len(train)
+    for folder, new, fields in zip(folders, train["corrected_path"], train["changed_fields"]):
+        if fields:
+            given_age, new_age, source = ages.get(folder, (pd.NA, pd.NA, ""))
+            rows.append({"kind": "person folder", "old": folder, "new": new, "renamed": new != folder,
+                         "given_age": given_age, "new_age": new_age, "age_source": source,
+                         "changed_fields": fields})
+    info = manifests["info.csv"]
+    for image_id, new, fields in zip(info["ImageID"], info["corrected_ImageID"], info["changed_fields"]):
+        if fields:
+            given_age, new_age, source = ages.get(image_id, (pd.NA, pd.NA, ""))
+            rows.append({"kind": "eval file", "old": image_id, "new": new, "renamed": new != image_id,
+                         "given_age": given_age, "new_age": new_age, "age_source": source,
+                         "changed_fields": fields})
+    frame = pd.DataFrame(rows, columns=["kind", "old", "new", "renamed", "given_age", "new_age", "age_source",
+                                        "changed_fields"])
+    for col in ("given_age", "new_age"):
+        frame[col] = frame[col].astype("Int64")
+    frame["renamed"] = frame["renamed"].astype(bool)
+    return frame
 
 
 # -- everything at once --------------------------------------------------------------------------

@@ -315,3 +315,40 @@ def test_conflicts_and_agreement(store):
     assert (agreement.loc["gender", "items"], agreement.loc["gender", "agree"]) == (2, 1)
     assert agreement.loc["mask", "items"] == 1 and agreement.loc["mask", "agreement"] == 0.0
     assert agreement.loc["age", "items"] == 0
+
+
+def test_export_keeps_the_age_when_only_the_bin_is_marked(tmp_path):
+    """keep_age: the bin changes in images.csv; train.csv keeps the age and the folder name, and
+    the preview says what is renamed and which ages are set."""
+    from test_app_support import write_seed_dataset
+    from audit.dataset_index import index_dataset
+    from audit.export import age_bin_middle, corrected_manifests, manifest_preview, relabel_frame
+
+    root = tmp_path / "data"
+    write_seed_dataset(root, people=3, eval_images=2)
+    index = index_dataset(root)
+    store = ReviewStore(tmp_path / "r.sqlite")
+    people = index.images[index.images["split"] == "train"].drop_duplicates("person")
+    kept, typed = people.iloc[0], people.iloc[1]
+    kept_bin = (int(kept["age_bin"]) + 1) % 3
+    typed_bin = (int(typed["age_bin"]) + 1) % 3
+    store.record(index.fingerprint, kept["person"], "age", "set", given=int(kept["age_bin"]), new_value=kept_bin,
+                 keep_age=True)
+    store.record(index.fingerprint, typed["person"], "age", "set", given=int(typed["age_bin"]),
+                 new_age=age_bin_middle(typed_bin))
+    decisions = relabel_frame(store, index.fingerprint, index.images)
+    row = decisions.set_index("item").loc[kept["person"]]
+    assert (row["new_age"], row["new_age_source"]) == (int(kept["age"]), "kept")
+    out = corrected_manifests(index.root, index.layout, decisions, index.images, bins=index.bins)
+    train = out["train.csv"].set_index("path")
+    folder = kept["path"].split("/")[-2]
+    assert train.loc[folder, "age"] == str(int(kept["age"])) and train.loc[folder, "corrected_path"] == folder
+    assert train.loc[folder, "changed_fields"] == "age_bin"
+    images = out["images.csv"]
+    mine = images[images["person"] == kept["person"]]
+    assert (mine["corrected_age_bin"] == kept_bin).all() and (mine["corrected_age"] == int(kept["age"])).all()
+    preview = manifest_preview(index.root, index.layout, decisions, index.images, bins=index.bins).set_index("old")
+    assert not preview.loc[folder, "renamed"] and preview.loc[folder, "age_source"] == "kept"
+    other = typed["path"].split("/")[-2]
+    assert preview.loc[other, "renamed"] and preview.loc[other, "new_age"] == age_bin_middle(typed_bin)
+    assert preview.loc[other, "new"].endswith(f"_{age_bin_middle(typed_bin)}")
