@@ -317,12 +317,27 @@ def read_card(path: str | Path) -> ModelCard:
     return ModelCard.from_dict(_load_payload(path)["card"])
 
 
+class CheckpointError(ValueError):
+    """A file that is not a usable Mask Audit checkpoint (not one, cut short, other weights); one line."""
+
+
+def _one_line(err: Exception, limit: int = 160) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _load_payload(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError (zip), OSError (cut short: Errno 22), EOFError
+        raise CheckpointError(f"{path} is not a readable checkpoint (not a torch file, or cut short: "
+                              f"{type(err).__name__}: {_one_line(err)}); train one with `python -m audit train`") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a Mask Audit checkpoint (expected format {CHECKPOINT_FORMAT})")
+        raise CheckpointError(f"{path} is not a Mask Audit checkpoint (expected format {CHECKPOINT_FORMAT})")
+    if not isinstance(payload.get("card"), dict) or not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointError(f"{path} lacks its model card or weights (a damaged checkpoint)")
     return payload
 
 
@@ -330,13 +345,23 @@ def load_checkpoint(path: str | Path, device: str | torch.device | None = None) 
     """Checkpoint (.pt or its folder) -> (model in eval mode, float32, on `device` or the best one; card).
 
     The card embedded in the .pt is authoritative: it was written with those weights.
+    Raises FileNotFoundError when absent and CheckpointError (a ValueError, one line) for a file
+    that is not a checkpoint, is cut short, or holds weights that do not fit its card.
     """
     path = resolve_checkpoint(path)
     payload = _load_payload(path)
-    card = ModelCard.from_dict(payload["card"])
-    model = create_model(card.arch, pretrained=False, bins=card.age_bins, img_size=card.image_size)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()}
-    model.load_state_dict(state)
+    try:
+        card = ModelCard.from_dict(payload["card"])
+        model = create_model(card.arch, pretrained=False, bins=card.age_bins, img_size=card.image_size)
+    except (TypeError, KeyError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} holds a model card that cannot build a model ({_one_line(err)})") from None
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in payload["state_dict"].items()
+             if isinstance(v, torch.Tensor)}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the weights do not fit the {card.arch} its card names "
+                              f"({_one_line(err)})") from None
     model.card = card
     model.eval()
     return model.to(torch.device(device) if device is not None else best_device()), card

@@ -300,12 +300,15 @@ def _npy_shape(path: Path) -> tuple:
 def resolve_run_dir(value: str | Path) -> Path:
     """A CLI's --run value -> folder. A bare name `NAME` or `runs/NAME` is the run NAME in the
     workspace's runs folder (where the app lists runs), as the docs write it; any other path
-    (`./out/x`, `/data/runs/x`) is taken as given."""
+    (`./out/x`, `./x`, `/data/runs/x`) is taken as given."""
     from audit.workspace import runs_dir
 
-    path = Path(str(value)).expanduser()
+    text = str(value)
+    path = Path(text).expanduser()
     parts = path.parts
-    if not path.is_absolute() and (len(parts) == 1 or (len(parts) == 2 and parts[0] == "runs")) \
+    # pathlib drops a leading "./", so look at the text: `./mine` means the folder here.
+    explicit = text.startswith(("./", "../", "~", os.sep)) or text in (".", "..")
+    if not explicit and not path.is_absolute() and (len(parts) == 1 or (len(parts) == 2 and parts[0] == "runs")) \
             and parts[-1] not in (".", ".."):
         return runs_dir() / parts[-1]
     return path
@@ -407,14 +410,18 @@ def _foreign_entries(path: Path) -> list[str]:
                       if not (e.is_file(follow_symlinks=False) and e.name.endswith(RUN_FILE_SUFFIXES)))
 
 
-def check_run_target(run_dir: str | Path) -> None:
+def check_run_target(run_dir: str | Path, *, data_root: str | Path | None = None) -> None:
     """Raise RunFolderRefused unless a run may be written at `run_dir`: it is absent, an empty
-    folder, or a run of this project holding nothing but run files (`RUN_FILE_SUFFIXES`).
+    folder, or a run of this project holding nothing but run files (`RUN_FILE_SUFFIXES`), and
+    (given `data_root`) it does not lie inside the dataset, whose folders are the user's.
 
     A folder of someone's files, a dataset, a workspace (reviews.sqlite), `.`, a file or a
     symbolic link are refused with one line; nothing is written or deleted.
     """
     run_dir = Path(run_dir).expanduser()
+    if data_root is not None and run_dir.absolute().resolve().is_relative_to(Path(data_root).resolve()):
+        raise RunFolderRefused(f"{run_dir} lies inside the dataset {data_root}: a run is never written "
+                               "into the data folder; choose a folder outside it (nothing was written)")
     if run_dir.is_symlink():
         raise RunFolderRefused(f"{run_dir} is a symbolic link; give a real folder for the run (nothing was written)")
     if not run_dir.exists():

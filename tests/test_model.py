@@ -203,3 +203,61 @@ def test_load_rejects_other_files(tmp_path):
         load_checkpoint(tmp_path / "x.pt")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "nothing.pt")
+
+
+# ---- a checkpoint that is not one is a one-line CheckpointError (issue #11) -------------------
+
+def _damaged_checkpoints(small_model, folder):
+    """name -> a model.pt that must be refused in one line."""
+    good = save_checkpoint(small_model, small_model.card, folder / "good")
+    data = good.read_bytes()
+    out = {}
+    for name, content in {
+        "text": b"this is not a checkpoint\n",
+        "empty": b"",
+        "cut_short": data[: len(data) // 3],
+        "cut_at_the_end": data[:-100],
+    }.items():
+        (folder / name).mkdir()
+        (folder / name / "model.pt").write_bytes(content)
+        out[name] = folder / name / "model.pt"
+    (folder / "pickle").mkdir()
+    torch.save({"format": "mask-audit-checkpoint/1", "card": small_model.card.to_dict(),
+                "state_dict": {}, "evil": object()}, folder / "pickle" / "model.pt")
+    out["pickle"] = folder / "pickle" / "model.pt"  # weights_only refuses arbitrary objects
+    (folder / "other_weights").mkdir()
+    other = create_model("resnet18", pretrained=False, img_size=(64, 48))
+    torch.save({"format": "mask-audit-checkpoint/1", "card": small_model.card.to_dict(),
+                "state_dict": other.state_dict()}, folder / "other_weights" / "model.pt")
+    out["other_weights"] = folder / "other_weights" / "model.pt"
+    return out
+
+
+def test_damaged_checkpoints_are_one_line_checkpoint_errors(small_model, tmp_path):
+    from audit.model import CheckpointError
+
+    for name, path in _damaged_checkpoints(small_model, tmp_path).items():
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path, device="cpu")
+        msg = str(err.value)
+        assert "\n" not in msg and str(path) in msg and len(msg) < 400, (name, msg)
+        assert isinstance(err.value, ValueError)
+
+
+def test_predict_cli_refuses_a_damaged_checkpoint_with_exit_2(small_model, tmp_path):
+    import subprocess
+    import sys
+
+    from test_prediction_import import write_tiny_dataset
+
+    data = write_tiny_dataset(tmp_path / "data")
+    for name in ("text", "cut_short"):
+        path = _damaged_checkpoints(small_model, tmp_path / name)[name]
+        path.with_suffix(".json").write_text(small_model.card.to_json())  # the card beside it still reads
+        done = subprocess.run([sys.executable, "-m", "audit", "predict", str(data), "--weights", str(path),
+                               "--run", str(tmp_path / "run"), "--workers", "0"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and "not a readable checkpoint" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not (tmp_path / "run").exists()

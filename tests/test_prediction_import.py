@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -223,3 +225,45 @@ def test_cli(tiny_index, tmp_path):
     cmd[5] = str(bad)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "match no image" in done.stderr and "line 2: 'zzz.jpg'" in done.stderr
+
+
+# ---- nothing of a user's is replaced (issue #11) ----------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "audit", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, cwd=cwd, env=env)
+
+
+def test_import_into_someones_folder_is_refused_and_the_file_survives(tiny_index, tmp_path):
+    """The issue's reproduction: mkdir mine; echo important > mine/thesis.txt; import-predictions
+    DATA good.csv --run mine -> exit 2, thesis.txt intact."""
+    good = write_csv(tmp_path / "good.csv", pd.DataFrame({"ImageID": eval_names(tiny_index), "ans": 3}))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("important\n")
+    done = _cli("import-predictions", tiny_index.root, good, "--run", "./mine", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "not a Mask Audit run" in done.stderr
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "important\n"
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["thesis.txt"]
+
+
+def test_import_refuses_dot_the_data_folder_and_the_workspace(tiny_index, tmp_path):
+    good = write_csv(tmp_path / "good.csv", pd.DataFrame({"ImageID": eval_names(tiny_index), "ans": 3}))
+    workspace = tmp_path / "workspace"  # conftest's MASK_AUDIT_WORKSPACE
+    workspace.mkdir(exist_ok=True)
+    (workspace / "reviews.sqlite").write_bytes(b"decisions")
+    data_files = sorted(p for p in tiny_index.root.rglob("*"))
+    for target, says in ((".", "not a Mask Audit run"), (tiny_index.root, "inside the dataset"),
+                         (workspace, "workspace"), (tiny_index.root / "images" / "runs" / "x", "inside the dataset")):
+        done = _cli("import-predictions", tiny_index.root, good, "--run", target, cwd=tmp_path)
+        assert done.returncode == 2 and says in done.stderr, (target, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert sorted(p for p in tiny_index.root.rglob("*")) == data_files
+    assert (workspace / "reviews.sqlite").read_bytes() == b"decisions"
+    # a run of ours is replaced, as before
+    assert _cli("import-predictions", tiny_index.root, good, "--run", tmp_path / "r").returncode == 0
+    assert _cli("import-predictions", tiny_index.root, good, "--run", tmp_path / "r").returncode == 0

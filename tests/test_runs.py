@@ -301,3 +301,9 @@ def test_damage_after_open_is_a_run_file_error_on_read(tmp_path):
         run.predictions
     with pytest.raises(R.RunFileError, match="embeddings.npy"):
         run.embeddings
+
+
+def test_resolve_run_dir_takes_dot_slash_as_a_path(tmp_path):
+    assert R.resolve_run_dir("./mine") == R.Path("mine")
+    assert R.resolve_run_dir(".") == R.Path(".")
+    assert R.resolve_run_dir("mine") != R.Path("mine")

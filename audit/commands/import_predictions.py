@@ -25,7 +25,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from audit.dataset_index import DatasetNotFound, index_dataset
     from audit.prediction_import import PredictionImportError, import_predictions
-    from audit.runs import resolve_run_dir
+    from audit.runs import RunFolderRefused, check_run_target, resolve_run_dir
 
     try:
         bins = parse_bins(args.bins)
@@ -37,8 +37,9 @@ def run(args) -> int:
         raise UsageError(str(err)) from None
     run_dir = resolve_run_dir(args.run if args.run else Path(args.csv).stem)
     try:
+        check_run_target(run_dir, data_root=index.root)
         path = import_predictions(index, args.csv, run_dir)
-    except PredictionImportError as err:
+    except (PredictionImportError, RunFolderRefused) as err:
         raise UsageError(str(err)) from None
     from audit.runs import Run
 

@@ -29,7 +29,7 @@ def run(args) -> int:
     from audit.dataset_index import DatasetNotFound, index_dataset
     from audit.model import read_card, resolve_checkpoint
     from audit.prediction import predict_run
-    from audit.runs import META_NAME, Run, resolve_run_dir
+    from audit.runs import META_NAME, Run, RunFolderRefused, check_run_target, resolve_run_dir
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
@@ -38,7 +38,7 @@ def run(args) -> int:
         raise UsageError(f"checkpoint not found: {checkpoint} (train one with `python -m audit train`)")
     try:
         card = read_card(checkpoint)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, KeyError, TypeError) as err:
         raise UsageError(f"cannot read the model card of {checkpoint}: {err}") from None
     try:
         index = index_dataset(args.data, bins=card.age_bins)
@@ -47,6 +47,10 @@ def run(args) -> int:
     if not len(index.images):
         raise UsageError(f"no usable images in {index.root} (see `python -m audit index {args.data}`)")
     run_dir = resolve_run_dir(args.run) if args.run else resolve_run_dir(checkpoint.parent.name)
+    try:  # before minutes of prediction, not after
+        check_run_target(run_dir, data_root=index.root)
+    except RunFolderRefused as err:
+        raise UsageError(str(err)) from None
     meta_path = run_dir / META_NAME
     before = meta_path.stat().st_mtime_ns if meta_path.is_file() else None
 
