@@ -1,19 +1,17 @@
-"""Label noise: the merged review queue, its evidence and images, and a decision per item,
-saved at once in the workspace's ReviewStore."""
+"""Label noise: the merged review queue, one item at a time, decided by keyboard or mouse and
+saved at once in the workspace's ReviewStore; bulk decisions and reviewer conflicts below."""
 from __future__ import annotations
 
-import math
 import os
 import uuid
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from audit import labels
-from pages import app_cache, sample_detail
+from pages import app_cache, review_widgets as rw, sample_detail
 
-ITEMS_PER_PAGE = 10
-FIELD_NAMES = {"mask": "Mask", "gender": "Gender", "age": "Age"}
+TABLE_ROWS = 100  # rows of the "shown items" table (from the current item on)
 
 app_cache.route_through_app("label_noise")
 st.title("Label noise")
@@ -28,7 +26,8 @@ def compute_queue() -> None:
     from audit.runs import Run
 
     with st.status("Finding label-noise suspects…", expanded=True) as status:
-        st.write("Running the detectors (confident learning, person-level, mask slots, neighbours, age residuals)…")
+        st.write("Running the checks (model disagreement, the person's other photos, mask photo slots, "
+                 "similar faces, predicted age)…")
         queue = find_suspects(Run.open(run_path))
         st.write(f"Merging {len(queue):,} items into one queue…")
         target = ctx.run_path / "suspects.parquet"
@@ -54,118 +53,197 @@ if queue.empty:
     st.success("The detectors found nothing to review in this run.")
     st.stop()
 
-try:
-    store = app_cache.review_store(str(app_cache.reviews_path()))
-    latest = store.latest(ctx.fingerprint)
-except Exception as err:
-    st.error(f"Could not open the review store {app_cache.reviews_path()}: {app_cache.one_line(err)}")
+store = rw.open_store()
+if store is None:
     st.stop()
-decided = {(r.item, r.field): r for r in latest.itertuples(index=False)}
+latest = store.latest(ctx.fingerprint)
+decided = rw.decided_lookup(latest)
 
 # ---------------------------------------------------------------- filters
 detector_names = sorted({d for ds in queue["detectors"].astype(str) for d in ds.split(", ") if d})
-f1, f2, f3, f4 = st.columns([2, 3, 2, 2])
-fields = f1.multiselect("Field", list(FIELD_NAMES), format_func=FIELD_NAMES.get, key="label_noise_field")
-detectors = f2.multiselect("Flagged by", detector_names, key="label_noise_detector",
-                           help="Items flagged by any of these detectors.")
+f1, f2, f3, f4 = st.columns([2, 3, 2, 3])
+fields = f1.multiselect("Field", list(rw.FIELD_NAMES), format_func=rw.FIELD_NAMES.get, key="label_noise_field")
+detectors = f2.multiselect("Flagged by", detector_names, format_func=rw.detector_name, key="label_noise_detector",
+                           help="Items flagged by any of these checks.")
 splits = f3.multiselect("Split", ["train", "eval"], key="label_noise_split")
-state = f4.radio("Show", ["Undecided", "Decided", "All"], horizontal=True, key="label_noise_state")
-only_flagged = st.toggle("Only items at least one detector flagged", value=True, key="label_noise_flagged")
+state = f4.radio("Show", ["Undecided", "Decided", "All"], horizontal=True, key="label_noise_state",
+                 help="Skipped items count as undecided.")
+g1, g2 = st.columns([3, 2], vertical_alignment="bottom")
+search = g1.text_input("Find", key="label_noise_search", placeholder="person id, person folder or image path",
+                       label_visibility="collapsed")
+only_flagged = g2.toggle("Only items at least one check flagged", value=True, key="label_noise_flagged")
 
-shown = queue
+ordered = queue
 if fields:
-    shown = shown[shown["field"].isin(fields)]
+    ordered = ordered[ordered["field"].isin(fields)]
 if detectors:
-    pattern = shown["detectors"].astype(str).str.split(", ")
-    shown = shown[pattern.map(lambda ds: bool(set(ds) & set(detectors)))]
+    pattern = ordered["detectors"].astype(str).str.split(", ")
+    ordered = ordered[pattern.map(lambda ds: bool(set(ds) & set(detectors)))]
 if splits:
-    shown = shown[shown["split"].isin(splits)]
-if only_flagged and "flagged" in shown.columns:
-    shown = shown[shown["flagged"]]
-is_decided = np.array([(i, f) in decided for i, f in zip(shown["item"], shown["field"])], dtype=bool)
+    ordered = ordered[ordered["split"].isin(splits)]
+if only_flagged and "flagged" in ordered.columns:
+    ordered = ordered[ordered["flagged"]]
+if search.strip():
+    needle = search.strip().lower()
+    hay = (ordered["item"].astype(str) + "\n" + ordered["path"].astype(str)).str.lower()
+    ordered = ordered[hay.str.contains(needle, regex=False)]
+keys = list(zip(ordered["item"].astype(str), ordered["field"].astype(str)))
+is_decided = np.array([rw.is_decided(decided.get(k)) for k in keys], dtype=bool)
 if state == "Undecided":
-    shown = shown[~is_decided]
+    shown = ordered[~is_decided]
 elif state == "Decided":
-    shown = shown[is_decided]
+    shown = ordered[is_decided]
+else:
+    shown = ordered
+shown_keys = list(zip(shown["item"].astype(str), shown["field"].astype(str)))
 
+queue_keys = set(zip(queue["item"].astype(str), queue["field"].astype(str)))
+n_decided = sum(1 for k, d in decided.items() if k in queue_keys and rw.is_decided(d))
+n_skipped = sum(1 for k, d in decided.items() if k in queue_keys and not rw.is_decided(d))
 m1, m2, m3 = st.columns(3)
-m1.metric("Items in queue", f"{len(queue):,}")
-m2.metric("Decided", f"{len(decided):,}")
-m3.metric("Shown", f"{len(shown):,}")
+m1.metric("Items in queue", f"{len(queue):,}",
+          help="Every (image or person, field) the checks scored, flagged or not.")
+m2.metric("Decided", f"{n_decided:,}", help=f"Accepted, kept or set; {n_skipped:,} skipped items count as undecided.")
+m3.metric("Shown", f"{len(shown):,}", help="Items matching the filters above; they are reviewed one at a time below.")
+st.caption(f"The queue holds {len(queue):,} items; {len(ordered):,} match the filters and "
+           f"{len(shown):,} of those are {state.lower() if state != 'All' else 'shown'}. {rw.keys_help()}")
 
-n_pages = max(1, math.ceil(len(shown) / ITEMS_PER_PAGE))
-page_no = int(st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="label_noise_page"))
-page_no = min(page_no, n_pages)
-items = shown.iloc[(page_no - 1) * ITEMS_PER_PAGE: page_no * ITEMS_PER_PAGE]
-if items.empty:
-    st.info("Nothing to show with these filters." + (" Every item is decided: see Export." if state == "Undecided" else ""))
+# ---------------------------------------------------------------- the current item
+CURSOR, ORDER, UNDECIDED, POS = ("label_noise_cursor", "label_noise_order", "label_noise_undecided",
+                                 "label_noise_pos")
+
+
+def _move(step: int) -> None:
+    """Next / previous button callback."""
+    order = st.session_state.get(ORDER) or []
+    if not order:
+        return
+    pos = st.session_state.get(POS, 0) + step
+    pos = min(max(pos, 0), len(order) - 1)
+    st.session_state[CURSOR], st.session_state[POS] = order[pos], pos
+
+
+def _advance(target: rw.ReviewTarget, decision: str) -> None:
+    """After a decision: the next undecided item after this one (in the shown order)."""
+    order = st.session_state.get(ORDER) or []
+    undecided = set(st.session_state.get(UNDECIDED) or ()) - {target.key}
+    pos = order.index(target.key) if target.key in order else st.session_state.get(POS, 0)
+    for k in order[pos + 1:] + order[:pos]:
+        if k in undecided:
+            st.session_state[CURSOR] = k
+            st.session_state[POS] = order.index(k)
+            return
+    st.session_state[CURSOR] = order[min(pos + 1, len(order) - 1)] if order else None
+
+
+rw.draw_save_messages(key="label_noise", shortcuts=True)
+if shown.empty:
+    st.info("Nothing to show with these filters."
+            + (" Every item is decided: see Export." if state == "Undecided" else ""))
     st.stop()
 
-
-def value_name(field: str, code) -> str:
-    return sample_detail.field_value(field, code, bins)
-
-
-def save(i: int, item, decision: str, new_value=None) -> None:
-    """Record one decision at once (button callback), and say so."""
-    note = st.session_state.get(f"label_noise_note_{i}", "")
-    try:
-        store.record(ctx.fingerprint, str(item["item"]), str(item["field"]), decision,
-                     given=int(item["given"]), suggested=int(item["suggested"]), new_value=new_value,
-                     bins=bins, note=note, split=str(item["split"]), person=str(item["person"]),
-                     path=str(item["path"]), detectors=str(item["detectors"]), score=float(item["score"]),
-                     reviewer=st.session_state.get(app_cache.REVIEWER_KEY, ""))
-    except Exception as err:
-        st.session_state["label_noise_last_error"] = f"Not saved: {app_cache.one_line(err)}"
-        return
-    st.session_state["label_noise_last_saved"] = (f"Saved: {decision} for {item['field']} of {item['item']}"
-                                                  + (f" → {value_name(item['field'], new_value)}" if decision == "set" else ""))
-
-
-if msg := st.session_state.pop("label_noise_last_error", None):
-    st.error(msg)
-if msg := st.session_state.pop("label_noise_last_saved", None):
-    st.toast(msg, icon=":material/check:")
-
+cursor = st.session_state.get(CURSOR)
+if cursor in shown_keys:
+    pos = shown_keys.index(cursor)
+else:  # decided away (Undecided view) or filtered out: the item now at its place
+    pos = min(int(st.session_state.get(POS, 0)), len(shown_keys) - 1)
+st.session_state[CURSOR], st.session_state[POS] = shown_keys[pos], pos
+st.session_state[ORDER] = shown_keys
+st.session_state[UNDECIDED] = [k for k in shown_keys if not rw.is_decided(decided.get(k))]
+item = shown.iloc[pos]
+field = str(item["field"])
+done = decided.get(shown_keys[pos])
 preds = ctx.predictions
-for i, (_, item) in enumerate(items.iterrows()):
-    field = str(item["field"])
-    key = (item["item"], field)
-    done = decided.get(key)
-    # Widgets belong to a position on the page; refill them when another item moves there.
-    if st.session_state.get(f"label_noise_note_item_{i}") != key:
-        st.session_state[f"label_noise_note_item_{i}"] = key
-        st.session_state[f"label_noise_note_{i}"] = done.note if done is not None else ""
-        st.session_state[f"label_noise_value_{i}"] = int(item["suggested"])
-    with st.container(border=True, key=f"label_noise_item_{i}"):
-        head = (f"**#{int(item['rank'])} · {FIELD_NAMES.get(field, field)}** of "
-                f"{'person' if item['item_kind'] == 'person' else 'image'} `{item['item']}` ({item['split']})")
-        st.markdown(head)
-        st.markdown(f"given **{value_name(field, item['given'])}** → suggested **{value_name(field, item['suggested'])}** · "
-                    f"score {item['score']:.2f} · flagged by {item['detectors'] or 'none'}")
-        st.caption(str(item["evidence"]))
-        if done is not None:
-            shown_value = "" if done.decision == "skip" else f" → {value_name(field, done.new_value)}"
-            st.success(f"Decided: **{done.decision}**{shown_value}" + (f" · note: {done.note}" if done.note else "")
-                       + f" · {str(done.created)[:19].replace('T', ' ')}")
+if item["item_kind"] == "person" or item["split"] == "train":
+    rows = preds.loc[preds["person"] == item["person"]]
+else:
+    rows = preds.loc[preds["path"] == item["path"]]
+given_age = int(rows["age"].iloc[0]) if len(rows) else -1
+target = rw.target_from_queue(item, given_age=given_age)
 
-        # supporting images: a person's photos (all 7), or for an image of a train person, the whole person
-        if item["item_kind"] == "person" or item["split"] == "train":
-            rows = preds.loc[preds["person"] == item["person"]]
-        else:
-            rows = preds.loc[preds["path"] == item["path"]]
-        sample_detail.draw_strip(ctx, rows, highlight=None if item["item_kind"] == "person" else item["path"],
-                                 key_prefix=f"label_noise_strip_{i}")
+n1, n2, n3 = st.columns([1, 4, 1], vertical_alignment="center")
+n1.button("Previous", key="label_noise_previous", on_click=_move, args=(-1,), shortcut=rw.KEYS["previous"],
+          icon=":material/arrow_back:", disabled=pos == 0, width="stretch")
+n2.caption(f"Item {pos + 1:,} of {len(shown):,} shown")
+n3.button("Next", key="label_noise_next", on_click=_move, args=(1,), shortcut=rw.KEYS["next"],
+          icon=":material/arrow_forward:", disabled=pos >= len(shown) - 1, width="stretch")
 
-        names = labels.field_value_names(field, bins)
-        c1, c2, c3, c4, c5, c6 = st.columns([2, 2, 2, 1, 1, 3])
-        c1.button(f"Accept: {value_name(field, item['suggested'])}", key=f"label_noise_accept_{i}", type="primary",
-                  on_click=save, args=(i, item, "accept"))
-        c2.button(f"Keep: {value_name(field, item['given'])}", key=f"label_noise_keep_{i}",
-                  on_click=save, args=(i, item, "keep"))
-        other = c3.selectbox("Another value", range(len(names)), format_func=lambda v, names=names: names[v],
-                             key=f"label_noise_value_{i}", label_visibility="collapsed")
-        c4.button("Set", key=f"label_noise_set_{i}", on_click=save, args=(i, item, "set", int(other)))
-        c5.button("Skip", key=f"label_noise_skip_{i}", on_click=save, args=(i, item, "skip"))
-        c6.text_input("Note", key=f"label_noise_note_{i}", placeholder="note (saved with the decision)",
-                      label_visibility="collapsed")
+with st.container(border=True, key="label_noise_item_0"):
+    kind = "person" if item["item_kind"] == "person" else "image"
+    st.markdown(f"**#{int(item['rank'])} · {rw.FIELD_NAMES.get(field, field)}** of {kind} `{item['item']}` "
+                f"({item['split']})")
+    st.markdown(f"given **{rw.value_name(field, item['given'], bins)}** → suggested "
+                f"**{rw.value_name(field, item['suggested'], bins)}**"
+                + (f" · labelled age {given_age}" if field == "age" and given_age >= 0 else ""))
+    st.markdown(rw.plain(rw.evidence_summary(target, bins)))
+    if st.toggle("Show the numbers", key="label_noise_numbers"):
+        lines = [f"- **{rw.plain(name or 'check')}**: {rw.plain(numbers)}"
+                 for name, _plain, numbers in rw.evidence_lines(item["evidence"])]
+        st.markdown("\n".join(lines) + f"\n\nscore {float(item['score']):.2f} (higher = more likely wrong) · "
+                    f"flagged by {rw.plain(rw.detector_list(item['detectors']) or 'no check')}")
+    sample_detail.draw_strip(ctx, rows, highlight=None if item["item_kind"] == "person" else item["path"],
+                             key_prefix="label_noise_strip_0")
+    rw.decision_panel(ctx, target, done, key="label_noise", suffix="_0", shortcuts=True, on_decided=_advance)
+
+# ---------------------------------------------------------------- the shown items
+with st.expander(f"Shown items ({len(shown):,}): pick one to review it", expanded=False):
+    part = shown.iloc[pos: pos + TABLE_ROWS]
+    table = pd.DataFrame({
+        "rank": part["rank"].to_numpy(), "field": part["field"].to_numpy(), "item": part["item"].to_numpy(),
+        "given": [rw.value_name(f, v, bins) for f, v in zip(part["field"], part["given"])],
+        "suggested": [rw.value_name(f, v, bins) for f, v in zip(part["field"], part["suggested"])],
+        "score": part["score"].to_numpy(),
+        "decided": [rw.decided_text(decided[k], bins) if k in decided else ""
+                    for k in shown_keys[pos: pos + TABLE_ROWS]],
+    })
+    event = st.dataframe(table, hide_index=True, key="label_noise_table", on_select="rerun",
+                         selection_mode="single-row",
+                         column_config={"score": st.column_config.NumberColumn("score", format="%.2f")})
+    picked = event.selection.rows if event and event.selection else []
+    if picked and pos + picked[0] != pos:
+        st.session_state[CURSOR], st.session_state[POS] = shown_keys[pos + picked[0]], pos + picked[0]
+        st.session_state.pop("label_noise_table", None)
+        st.rerun()
+    if len(shown) > TABLE_ROWS:
+        st.caption(f"The {TABLE_ROWS} items from the current one on; use the filters or Find for others.")
+
+# ---------------------------------------------------------------- bulk
+if st.toggle("Decide many at once", key="label_noise_bulk_on",
+             help="One decision for every shown item of one field, after a confirmation."):
+    with st.container(border=True, key="label_noise_bulk"):
+        shown_fields = [f for f in rw.FIELD_NAMES if f in set(shown["field"])]
+        bulk_field = st.radio("Field", shown_fields, format_func=rw.FIELD_NAMES.get, horizontal=True,
+                              key="label_noise_bulk_field")
+        min_score = st.number_input("Score at least", value=0.0, step=0.5, key="label_noise_bulk_min_score",
+                                    help="Only shown items whose score is at least this.")
+        part = shown[(shown["field"] == bulk_field) & (shown["score"].to_numpy() >= min_score)]
+        targets = [rw.target_from_queue(r) for r in part.to_dict("records")]
+        rw.bulk_panel(ctx, targets, key="label_noise_bulk",
+                      what=f"{state.lower()} {bulk_field} items shown, score ≥ {min_score:g}")
+
+# ---------------------------------------------------------------- conflicts
+conflicts = store.conflicts(ctx.fingerprint)
+open_conflicts = conflicts[~conflicts["resolved"]] if len(conflicts) else conflicts
+with st.expander(f"Reviewers disagree: {len(open_conflicts):,} open, "
+                 f"{len(conflicts) - len(open_conflicts):,} resolved"):
+    if conflicts.empty:
+        st.caption("No item was decided differently by two reviewers.")
+    else:
+        st.caption("Items two reviewers decided differently. A third reviewer's decision resolves one "
+                   "(set your name in the sidebar).")
+        view = conflicts.assign(value=[rw.value_name(f, v, bins) for f, v in zip(conflicts["field"], conflicts["value"])])
+        st.dataframe(view[["item", "field", "votes", "resolved", "resolved_by", "value", "created"]],
+                     hide_index=True, key="label_noise_conflicts_table")
+        if len(open_conflicts):
+            options = list(range(len(open_conflicts)))
+            which = st.selectbox("Resolve", options, key="label_noise_conflict_pick",
+                                 format_func=lambda i: f"{open_conflicts.iloc[i]['field']} of {open_conflicts.iloc[i]['item']}")
+            c = open_conflicts.iloc[int(which)]
+            c_target = rw.ReviewTarget(
+                item=str(c["item"]), field=str(c["field"]),
+                item_kind="image" if "/" in str(c["item"]) else "person", given=int(c["given"]),
+                suggested=None if pd.isna(c["suggested"]) else int(c["suggested"]), split=str(c["split"]),
+                person=str(c["person"]), path=str(c["path"]))
+            st.text(f"Votes (codes): {c['votes']}")
+            rw.decision_panel(ctx, c_target, decided.get(c_target.key), key="label_noise_conflict",
+                              show_history=True)
