@@ -160,6 +160,15 @@ def draw_sidebar() -> None:
             _model_card(ctx)
         elif not runs:
             st.caption("No runs yet. Predict one with `python -m audit predict DATA --checkpoint weights/demo/model.pt`.")
+        _reviewer_box()
+
+
+def _reviewer_box() -> None:
+    """Who is reviewing: remembered in the session, carried by every decision (pages/review_widgets.py)."""
+    from pages import review_widgets
+
+    st.subheader("Reviewer")
+    review_widgets.draw_reviewer_box()
 
 
 def _default_run(ctx: app_cache.AppContext, runs: list[dict]) -> None:
