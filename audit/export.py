@@ -177,17 +177,23 @@ def relabel_frame(store: ReviewStore, fingerprint: str, index_images: pd.DataFra
     return frame.sort_values(["path", "field"], kind="stable").reset_index(drop=True)
 
 
+# A cell a spreadsheet may run as a formula: = + - @ after any whitespace (Unicode spaces and
+# line breaks included), or a leading tab / CR / LF.
+_FORMULA_START = r"\s*[=+\-@]|[\t\r\n]"
+
+
 def guard_formulas(frame: pd.DataFrame, columns=FREE_TEXT_COLUMNS) -> pd.DataFrame:
     """A copy whose free-text cells (`columns`, typed by reviewers) that a spreadsheet would run as a
-    formula (starting with = + - @, tab or CR) start with an apostrophe instead, which Excel and
-    LibreOffice show as text (OWASP "CSV injection"). Other columns - manifests, paths, provenance -
-    are left exactly as they are."""
+    formula (starting with = + - @, also after leading spaces or line breaks, which spreadsheets
+    skip; or with tab, CR, LF) start with an apostrophe instead, which Excel and LibreOffice show
+    as text (OWASP "CSV injection"). Other columns - manifests, paths, provenance - are left
+    exactly as they are."""
     out = frame.copy()
     for col in columns:
         if col not in out.columns:
             continue
         text = out[col]
-        risky = text.notna() & text.astype(str).str.match(r"[=+\-@\t\r]")
+        risky = text.notna() & text.astype(str).str.match(_FORMULA_START)
         if risky.any():
             out[col] = text.astype(object).where(~risky, "'" + text.astype(str))
     return out

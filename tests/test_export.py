@@ -254,3 +254,21 @@ def test_free_text_that_looks_like_a_formula_is_exported_as_text(tmp_path):
     assert back["reviewer"].tolist() == ["'+ann", "bo", "cy", "di", "ed"]
     assert back["path"].tolist() == frame["path"].tolist()  # not free text: untouched
     assert frame["note"].iloc[0].startswith("=")  # the caller's frame is not modified
+
+
+@pytest.mark.parametrize("note", [" =1+1", "\n=HYPERLINK(\"http://x\")", "\r\n+cmd", "\t-2", "  @SUM(A1)",
+                                  "\u00a0=1", "\u3000=1", "\n\n  = 2", "\ttext", "\nplain"])
+def test_formula_guard_sees_through_leading_whitespace_and_newlines(tmp_path, note):
+    frame = pd.DataFrame({"path": ["images/a.jpg"], "note": [note], "reviewer": ["ann"]})
+    from audit.export import guard_formulas
+
+    assert guard_formulas(frame)["note"].iloc[0] == "'" + note
+    back = read_export_csv(write_relabel_csv(frame, tmp_path / "x.csv"))["note"].iloc[0]
+    assert back.startswith("'") and back[1:].split() == note.split()  # the CSV may turn CR LF into LF
+
+
+@pytest.mark.parametrize("note", ["fine = yes", "a-b", "e@mail.com", "", "  spaced out", "5 - 3"])
+def test_formula_guard_leaves_ordinary_notes_alone(tmp_path, note):
+    frame = pd.DataFrame({"path": ["images/a.jpg"], "note": [note], "reviewer": ["ann"]})
+    back = read_export_csv(write_relabel_csv(frame, tmp_path / "x.csv"))
+    assert back["note"].iloc[0] == note
