@@ -272,3 +272,27 @@ def test_formula_guard_leaves_ordinary_notes_alone(tmp_path, note):
     frame = pd.DataFrame({"path": ["images/a.jpg"], "note": [note], "reviewer": ["ann"]})
     back = read_export_csv(write_relabel_csv(frame, tmp_path / "x.csv"))
     assert back["note"].iloc[0] == note
+
+
+def test_cli_export_never_writes_over_someones_folder(seed_data, tmp_path, capsys):
+    from audit.workspace import workspace_dir
+
+    ReviewStore(workspace_dir() / "reviews.sqlite")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("important")
+    only_csv = tmp_path / "backup"
+    only_csv.mkdir()
+    (only_csv / "train.csv").write_text("my original train.csv")  # a name export writes, but not an export
+    for out in (mine, only_csv, workspace_dir(), tmp_path / "thesis_link"):
+        if out.name == "thesis_link":
+            out.symlink_to(mine)
+        assert cli_main(["export", str(seed_data), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "--out" in err, err
+    assert (mine / "thesis.txt").read_text() == "important" and sorted(p.name for p in mine.iterdir()) == ["thesis.txt"]
+    assert (only_csv / "train.csv").read_text() == "my original train.csv"
+    # an earlier export of ours (and an empty folder) may be written again
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["export", str(seed_data), "--out", str(tmp_path / "empty")]) == 0
+    assert cli_main(["export", str(seed_data), "--out", str(tmp_path / "empty")]) == 0

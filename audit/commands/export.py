@@ -24,6 +24,39 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="age bins the labels are read with: default, competition or LO,HI (default: default)")
 
 
+# What `export_all` writes: a folder holding only these (and their `.tmp` partners) is an earlier
+# export of ours and may be written over; any other non-empty folder is someone's and is refused.
+EXPORT_FILES = ("relabel.csv", "train.csv", "info.csv", "images.csv", "history.csv")
+
+
+def check_export_folder(out: Path) -> None:
+    """UsageError unless `out` is absent, empty, or an earlier export (relabel.csv with our header
+    and nothing but EXPORT_FILES): `--out .`, a workspace or a folder of someone's CSVs is never
+    written over."""
+    from audit.export import RELABEL_COLUMNS
+
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise UsageError(f"--out {out} is not a folder; give a new or empty folder")
+    if not out.exists():
+        return
+    try:
+        names = sorted(p.name for p in out.iterdir())
+    except OSError as err:
+        raise UsageError(f"--out {out} cannot be listed ({err.strerror or err})") from None
+    if not names:
+        return
+    foreign = [n for n in names if n not in EXPORT_FILES and not (n.startswith(".") and n.endswith(".tmp"))]
+    try:
+        with open(out / "relabel.csv", encoding="utf-8-sig") as fh:
+            ours = fh.readline().strip() == ",".join(RELABEL_COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if foreign or not ours:
+        shown = ", ".join(foreign[:3] or names[:3]) + (" ..." if len(foreign or names) > 3 else "")
+        raise UsageError(f"--out {out} holds files that are not an export of Mask Audit ({shown}); "
+                         "nothing is written over them: choose a new or empty folder")
+
+
 def run(args) -> int:
     from audit.dataset_index import index_dataset
     from audit.export import export_all
@@ -34,6 +67,8 @@ def run(args) -> int:
         bins = parse_bins(args.bins)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.out is not None:
+        check_export_folder(Path(args.out).expanduser())
     reviews = Path(args.reviews) if args.reviews else workspace_dir() / "reviews.sqlite"
     if args.reviews and not reviews.is_file():
         raise UsageError(f"no review store at {reviews}")
