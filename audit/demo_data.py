@@ -279,22 +279,63 @@ def _is_previous_demo(out: Path) -> bool:
     return read_demo_meta(out) is not None
 
 
-def prepare_output(out: Path, *, force: bool = False) -> None:
-    """Make `out` ready: empty, or a previous demo (cleared), or anything with `force`.
+def _demo_image_files(images: Path) -> list[Path] | None:
+    """Every file under a previous demo's images/ when each is one the demo could have drawn (an
+    image file in images/train/<person>/ or images/eval/); None as soon as anything else is there."""
+    if not images.exists():
+        return []
+    if images.is_symlink() or not images.is_dir():
+        return None
+    found = []
+    for folder, dirs, files in os.walk(images):
+        depth = len(Path(folder).relative_to(images).parts)
+        if any(Path(folder, d).is_symlink() for d in dirs) or (files and depth not in (1, 2)) \
+                or (dirs and depth >= 2):
+            return None
+        for name in files:
+            path = Path(folder, name)
+            if path.is_symlink() or not path.is_file() or path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+                return None
+            found.append(path)
+    return found
 
-    Raises FileExistsError for a non-empty folder that is not a previous demo, so a typo never
-    scatters thousands of faces into someone's data.
+
+# What make_demo writes at the top of its folder (besides images/): never written over elsewhere.
+_DEMO_TOP_FILES = ("truth.csv", "demo.json")
+
+
+def prepare_output(out: Path, *, force: bool = False) -> None:
+    """Make `out` ready: empty, or a previous demo (cleared), or with `force` a folder whose
+    other files the demo would not write over.
+
+    A previous demo (demo.json of ours) is cleared file by file, and only when its images/ holds
+    nothing but image files where the demo puts them. `force` never deletes or overwrites anything:
+    it only allows drawing beside other files in a folder without images/, truth.csv or demo.json.
+    Raises FileExistsError (one line) otherwise, so a typo never scatters thousands of faces into
+    someone's data, and no user file is ever lost.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if _is_previous_demo(out):
-            shutil.rmtree(out / "images", ignore_errors=True)
-            for name in ("truth.csv", "demo.json"):
+            files = _demo_image_files(out / "images")
+            if files is None:
+                raise FileExistsError(f"{out} is a demo folder, but its images/ holds files the demo did not draw; "
+                                      "move them out or choose another folder (nothing was deleted)")
+            for path in files:
+                path.unlink()
+            for folder, _dirs, _files in sorted(os.walk(out / "images"), key=lambda w: -len(w[0])):
+                os.rmdir(folder)  # empty now: the walk above saw every file
+            for name in _DEMO_TOP_FILES:
                 (out / name).unlink(missing_ok=True)
-        elif not force:
-            raise FileExistsError(f"{out} is not empty and holds no previous demo (demo.json); use --force to write into it")
+        else:
+            clash = [n for n in ("images", *_DEMO_TOP_FILES) if (out / n).exists() or (out / n).is_symlink()]
+            if not force:
+                raise FileExistsError(f"{out} is not empty and holds no previous demo (demo.json); use --force to write into it")
+            if clash:
+                raise FileExistsError(f"{out} already holds {', '.join(clash)} that is not a demo's; the demo never "
+                                      "writes over them, even with --force: choose another folder")
     out.mkdir(parents=True, exist_ok=True)
 
 

@@ -236,3 +236,52 @@ def test_progress_reports_every_image_and_works_from_a_thread(tmp_path):
     assert calls[0][0] == 0 and calls[-1][:2] == (59, 59) and len(calls) == 3
     assert [d for d, _, _ in calls] == sorted(d for d, _, _ in calls)
     assert json.loads((tmp_path / "t" / "demo.json").read_text())["complete"] is True
+
+
+def test_force_never_deletes_or_overwrites_what_is_not_a_demo(tmp_path):
+    """issue #11: make-demo --force may replace a previous demo and nothing else."""
+    # someone's dataset (or any images/ folder) with --force: refused, every file kept
+    data = tmp_path / "data"
+    (data / "images" / "train" / "000001_male_Asian_22").mkdir(parents=True)
+    (data / "images" / "train" / "000001_male_Asian_22" / "mask1.jpg").write_bytes(b"my photo")
+    with pytest.raises(FileExistsError, match="never writes over"):
+        make_demo(data, people=1, eval_images=1, force=True, workers=1)
+    assert (data / "images" / "train" / "000001_male_Asian_22" / "mask1.jpg").read_bytes() == b"my photo"
+    assert sorted(p.name for p in data.iterdir()) == ["images"]
+    # a folder with a truth.csv of its own: refused too
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "truth.csv").write_text("mine")
+    with pytest.raises(FileExistsError):
+        make_demo(tmp_path / "t", people=1, eval_images=1, force=True, workers=1)
+    assert (tmp_path / "t" / "truth.csv").read_text() == "mine"
+
+
+def test_a_demo_holding_someones_files_is_not_cleared(tmp_path):
+    out = make_tiny_demo(tmp_path / "demo", people=2, eval_images=2, seed=0)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    for extra in (out / "images" / "notes.txt", out / "images" / "eval" / "thesis.docx",
+                  out / "images" / "train" / "backup" / "x" / "y.jpg"):
+        extra.parent.mkdir(parents=True, exist_ok=True)
+        extra.write_text("important")
+        with pytest.raises(FileExistsError, match="did not draw"):
+            make_demo(out, people=1, eval_images=1, seed=1, workers=1)
+        assert extra.read_text() == "important"
+        assert all((out / rel).exists() for rel in before)  # nothing deleted
+        extra.unlink()
+        for folder in (out / "images" / "train" / "backup" / "x", out / "images" / "train" / "backup"):
+            if folder.exists():
+                folder.rmdir()
+    # files beside images/ are not the demo's and stay; the demo itself is redrawn
+    (out / "README.txt").write_text("mine")
+    make_tiny_demo(out, people=1, eval_images=1, seed=2)
+    assert (out / "README.txt").read_text() == "mine" and len(read_truth(out)) == 8
+
+
+def test_cli_make_demo_force_into_a_dataset_exits_2(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "images" / "eval").mkdir(parents=True)
+    (data / "images" / "eval" / "100001_male_White_45_mask.jpg").write_bytes(b"x")
+    assert cli_main(["make-demo", str(data), "--people", "1", "--eval", "1", "--force", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "never writes over" in err
+    assert (data / "images" / "eval" / "100001_male_White_45_mask.jpg").read_bytes() == b"x"
