@@ -21,6 +21,7 @@ COMMANDS = {
     "bench-noise": ("audit.commands.bench_noise", "score the label-noise detectors against the demo's known noise"),
     "layout": ("audit.commands.layout", "compute the 2-D embedding layout (UMAP, PCA) of a run"),
     "export": ("audit.commands.export", "write the relabeling CSV and corrected manifests from recorded reviews"),
+    "serve": ("audit.commands.serve", "serve a checkpoint over HTTP (LitServe): /predict, /card, /health"),
 }
 
 
