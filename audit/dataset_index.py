@@ -1,7 +1,8 @@
 """Index a mask dataset folder: one row per usable image, and a list of data-quality findings.
 
-Layouts (auto-detected by `detect_layout`; give the data folder itself or a folder above it
-that holds it as `data/`, `input/data/`, `input/` or as its only dataset subfolder):
+Layouts (auto-detected by `detect_layout`; give the data folder itself, or a folder that holds
+it as `data/` or `input/data/`; nothing deeper is searched, so a folder of unrelated things is
+never indexed by a dataset found somewhere inside it):
 
 - seed layout (what `make_demo` writes)::
 
@@ -61,6 +62,12 @@ The kinds, stable strings:
     ans_placeholder       info.csv's ans is 0 everywhere (a submission template): ignored
     missing_from_csv      a person folder / eval file that the CSV lacks; kept
     csv_row_without_file  a CSV row whose person folder / eval file is absent
+    broken_link           a symbolic link whose target does not exist; skipped (the rest of
+                          its folder loads)
+    outside_link          a symbolic link (file or folder) that points outside the data folder;
+                          never followed, skipped
+    special_file          a FIFO, socket or device where an image belongs; skipped (never opened)
+    unreadable_file       a file whose details cannot be read (permissions); skipped
     unreadable_image      check_images: the file does not decode; dropped
     truncated_image       check_images: the file ends early; dropped
     unexpected_size       check_images: not 384x512 (w x h); kept
@@ -96,6 +103,7 @@ FINDING_KINDS = (
     "missing_files", "extra_files", "duplicate_id", "id_in_train_and_eval", "csv_mismatch",
     "ans_other_bins", "ans_placeholder", "missing_from_csv", "csv_row_without_file",
     "unreadable_image", "truncated_image", "unexpected_size",
+    "broken_link", "outside_link", "special_file", "unreadable_file",
 )
 EXPECTED_SIZE = (384, 512)  # (width, height) of every real image
 IMAGE_COLUMNS = (
@@ -112,6 +120,9 @@ EXPECTED_LAYOUTS = (
     "expected images/train/<person>/ + images/eval/ (seed layout) or train/images/ + train/train.csv, "
     "eval/images/ + eval/info.csv (competition layout), in it or in data/ or input/data/ under it"
 )
+# How many subfolders `detect_layout` peeks into for a "did you mean" hint (a folder of 100,000
+# unrelated entries must still answer at once).
+_HINT_SUBFOLDERS = 200
 _SLOTS = tuple(TRAIN_MASK_TYPES)
 _NO_PROVENANCE = ("",) * len(PROVENANCE)
 # Labels of an eval row taken from `ans` alone: the mask state's file stem.
@@ -187,15 +198,42 @@ def _layout_of(folder: Path) -> str | None:
     return None
 
 
+def shown_path(path) -> str:
+    """A path for a one-line message: as is, or quoted with escapes when it holds line breaks or
+    other control characters (a folder named with a newline must not break the message)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _not_a_folder(root: Path) -> str:
+    """Why `root` (not a folder) cannot be a dataset, in a few words."""
+    import stat
+
+    if root.is_symlink() and not root.exists():
+        return f"{shown_path(root)} is a broken symbolic link (its target {shown_path(os.readlink(root))} does not exist)"
+    try:
+        mode = root.stat().st_mode
+    except FileNotFoundError:
+        return f"{shown_path(root)} does not exist"
+    except OSError as err:
+        return f"{shown_path(root)} cannot be read ({err.strerror or err})"
+    if stat.S_ISFIFO(mode):
+        return f"{shown_path(root)} is a FIFO (named pipe), not a folder"
+    if stat.S_ISREG(mode):
+        return f"{shown_path(root)} is a file, not a folder"
+    return f"{shown_path(root)} is not a folder"
+
+
 def detect_layout(root) -> tuple[Path, str]:
     """Folder the user gave -> (resolved data root, "seed" | "competition"); DatasetNotFound otherwise.
 
-    Looks at the folder, then data/, input/data/, input/ under it, the parent when the folder is
-    the seed layout's images/, and last any single dataset among its immediate subfolders."""
+    Looks at the folder, data/ and input/data/ under it, and the parent when the folder is the
+    seed layout's images/ - nowhere else, as its error message says. A dataset one level down is
+    named in the error (so the user can pass it), never indexed silently."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DatasetNotFound(f"{root} is not a folder; {EXPECTED_LAYOUTS}")
-    candidates = [root, root / "data", root / "input" / "data", root / "input"]
+        raise DatasetNotFound(f"{_not_a_folder(root)}; {EXPECTED_LAYOUTS}")
+    candidates = [root, root / "data", root / "input" / "data"]
     if root.name == "images":
         candidates.append(root.parent)
     for folder in candidates:
@@ -204,19 +242,14 @@ def detect_layout(root) -> tuple[Path, str]:
             return folder.resolve(), layout
     found = []
     try:
-        subdirs = sorted(e.path for e in os.scandir(root) if e.is_dir() and not is_hidden(e.name))
+        with os.scandir(root) as it:
+            for entry in itertools.islice((e for e in it if not is_hidden(e.name) and e.is_dir()), _HINT_SUBFOLDERS):
+                if _layout_of(Path(entry.path)):
+                    found.append(entry.name)
     except OSError:
-        subdirs = []
-    for sub in subdirs:
-        layout = _layout_of(Path(sub))
-        if layout:
-            found.append((Path(sub), layout))
-    if len(found) == 1:
-        return found[0][0].resolve(), found[0][1]
-    if len(found) > 1:
-        names = ", ".join(p.name for p, _ in found)
-        raise DatasetNotFound(f"{root} holds several datasets ({names}); pass one of them")
-    raise DatasetNotFound(f"{root} is not a mask dataset: {EXPECTED_LAYOUTS}")
+        pass
+    hint = f"; it holds a dataset in {', '.join(shown_path(n) for n in sorted(found)[:3])}/: pass that folder" if found else ""
+    raise DatasetNotFound(f"{shown_path(root)} is not a mask dataset: {EXPECTED_LAYOUTS}{hint}")
 
 
 class _Findings:
@@ -231,16 +264,49 @@ class _Findings:
         return pd.DataFrame(self.rows, columns=list(FINDING_COLUMNS))
 
 
-def _list_folder(path: str) -> list[tuple[str, bool, int]]:
-    """A folder's entries sorted by name -> (name, is_dir, size in bytes; -1 for folders)."""
+# One folder entry: (name, is_dir, size in bytes (-1 for folders), problem). `problem` is None or
+# (finding kind, detail) for an entry that must be skipped: a broken or outside link, a FIFO...
+Entry = tuple[str, bool, int, "tuple[str, str] | None"]
+
+
+def _list_folder(path: str, root: str) -> list[Entry]:
+    """A folder's entries sorted by name. `root`: the resolved data root; a symbolic link that
+    resolves outside it is never followed. One bad entry never costs the rest of the folder."""
+    import stat
+
     out = []
     with os.scandir(path) as it:
         for e in it:
-            is_dir = e.is_dir()
-            # stat only files: the size goes into the fingerprint and flags empty files
-            out.append((e.name, is_dir, -1 if is_dir else e.stat().st_size))
+            if e.is_symlink():  # d_type: free; only links pay for the resolve
+                target = os.path.realpath(e.path)
+                if not os.path.exists(target):
+                    out.append((e.name, False, 0, ("broken_link", f"symbolic link to {target}, which does not exist")))
+                    continue
+                if os.path.commonpath([root, target]) != root:
+                    out.append((e.name, False, 0, ("outside_link", f"symbolic link to {target}, outside the data folder; not followed")))
+                    continue
+            try:
+                if e.is_dir():
+                    out.append((e.name, True, -1, None))
+                    continue
+                st = e.stat()  # the size goes into the fingerprint and flags empty files
+            except OSError as err:
+                out.append((e.name, False, 0, ("unreadable_file", f"cannot read its details: {err.strerror or err}")))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                out.append((e.name, False, 0, ("special_file", "a FIFO, socket or device, not a regular file; never opened")))
+                continue
+            out.append((e.name, False, st.st_size, None))
     out.sort()
     return out
+
+
+def _split_folder(data_root: Path, rel: str) -> str | None:
+    """Why a split folder must not be scanned (a link out of the data root), or None."""
+    target = os.path.realpath(data_root / rel)
+    if os.path.commonpath([str(data_root), target]) != str(data_root):
+        return f"symbolic link to {target}, outside the data folder; not followed"
+    return None
 
 
 class _Csv:
@@ -357,24 +423,29 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
     matched: set[str] = set()
     ids: dict[str, str] = {}
     train_dir = data_root / train_rel
+    root = str(data_root)
     try:
-        entries = _list_folder(str(train_dir))
+        entries = _list_folder(str(train_dir), root)
     except OSError as err:  # e.g. no permission: the split is as good as missing
         findings.add("missing_split", train_rel, f"cannot list the folder: {err}")
         entries = []
-    folders = [name for name, is_dir, _ in entries if is_dir and not is_hidden(name)]
+    folders = [name for name, is_dir, _, problem in entries if is_dir and problem is None and not is_hidden(name)]
     total = len(entries)
     # Listing and stat-ing 2,700 folders is system calls: threads overlap them with the parsing below.
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # Consumed in order, one per non-hidden folder below, while later ones are still listed;
         # batches of folders per task, since a task costs more than listing one folder.
         paths = [str(train_dir / n) for n in folders]
-        batches = pool.map(_try_list_folders, [paths[i:i + _LIST_BATCH] for i in range(0, len(paths), _LIST_BATCH)])
+        batches = pool.map(_try_list_folders, [paths[i:i + _LIST_BATCH] for i in range(0, len(paths), _LIST_BATCH)],
+                           itertools.repeat(root))
         listings = itertools.chain.from_iterable(batches)
-        for done, (name, is_dir, _size) in enumerate(entries, 1):
+        for done, (name, is_dir, _size, problem) in enumerate(entries, 1):
             if progress is not None and (done % _PROGRESS_EVERY == 0 or done == total):
                 progress(done, total, "scanning train folders")
             rel = f"{train_rel}/{name}"
+            if problem is not None:
+                findings.add(problem[0], rel, problem[1])
+                continue
             if is_hidden(name):
                 findings.add("hidden_file", rel, "hidden file or folder")
                 continue
@@ -413,11 +484,11 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
     return ids
 
 
-def _try_list_folders(paths: list[str]) -> list:
+def _try_list_folders(paths: list[str], root: str) -> list:
     out = []
     for path in paths:
         try:
-            out.append(_list_folder(path))
+            out.append(_list_folder(path, root))
         except OSError as err:  # unreadable folder: a finding, not a crash
             out.append(err)
     return out
@@ -427,8 +498,11 @@ def _scan_person(rel: str, folder: str, person, source: str, prov: tuple[str, ..
                  files: list[tuple[str, bool, int]], findings: _Findings, scan: _Scan) -> None:
     """One train person's files -> rows, and the 7-slot check (missing_files / extra_files)."""
     slots: dict[str, list[str]] = defaultdict(list)
-    for fname, is_dir, size in files:
+    for fname, is_dir, size, problem in files:
         frel = f"{rel}/{fname}"
+        if problem is not None:
+            findings.add(problem[0], frel, problem[1])
+            continue
         if is_hidden(fname):
             findings.add("hidden_file", frel, "hidden file or folder")
             continue
@@ -492,15 +566,18 @@ def _scan_eval(data_root: Path, eval_rel: str, csv_rel: str | None, bins: AgeBin
     # (ans, age from the name, row index, rel path, where): compared once the ans bins are known.
     ans_vs_name: list[tuple[int, int, int, str, str]] = []
     try:
-        entries = _list_folder(str(data_root / eval_rel))
+        entries = _list_folder(str(data_root / eval_rel), str(data_root))
     except OSError as err:  # e.g. no permission: the split is as good as missing
         findings.add("missing_split", eval_rel, f"cannot list the folder: {err}")
         entries = []
     total = len(entries)
-    for done, (fname, is_dir, size) in enumerate(entries, 1):
+    for done, (fname, is_dir, size, problem) in enumerate(entries, 1):
         if progress is not None and (done % (_PROGRESS_EVERY * 7) == 0 or done == total):
             progress(done, total, "scanning eval files")
         rel = f"{eval_rel}/{fname}"
+        if problem is not None:
+            findings.add(problem[0], rel, problem[1])
+            continue
         if is_hidden(fname):
             findings.add("hidden_file", rel, "hidden file or folder")
             continue
@@ -656,12 +733,17 @@ def index_dataset(root, *, bins: AgeBins = DEFAULT_BINS, check_images: bool = Fa
     else:
         train_rel, eval_rel, train_csv, eval_csv = "train/images", "eval/images", "train/train.csv", "eval/info.csv"
     train_ids: dict[str, str] = {}
-    if (data_root / train_rel).is_dir():
+    train_out, eval_out = _split_folder(data_root, train_rel), _split_folder(data_root, eval_rel)
+    if train_out:
+        findings.add("outside_link", train_rel, train_out)
+    elif (data_root / train_rel).is_dir():
         train_ids = _scan_train(data_root, train_rel, train_csv, findings, progress, scan, workers or os.cpu_count() or 1)
     else:
         findings.add("missing_split", train_rel, f"no train folder ({PERSON_PATTERN}/<mask_type>.<ext> inside)")
     n_train_rows = len(scan.rows)
-    if (data_root / eval_rel).is_dir():
+    if eval_out:
+        findings.add("outside_link", eval_rel, eval_out)
+    elif (data_root / eval_rel).is_dir():
         _scan_eval(data_root, eval_rel, eval_csv, bins, findings, progress, scan)
     else:
         findings.add("missing_split", eval_rel, f"no eval folder ({EVAL_PATTERN} inside)")

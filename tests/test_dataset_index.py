@@ -158,7 +158,7 @@ def test_fingerprint_is_stable_and_sees_sizes_names_and_labels(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["seed", "competition"])
-@pytest.mark.parametrize("sub", ["data", "input/data", "input", "anything"])
+@pytest.mark.parametrize("sub", ["data", "input/data"])
 def test_parent_folder_is_accepted(tmp_path, layout, sub):
     data = make_tree(tmp_path / "top" / sub, layout)
     assert detect_layout(tmp_path / "top") == (data.resolve(), layout)
@@ -185,10 +185,24 @@ def test_not_a_dataset_raises_one_line_naming_the_layouts(tmp_path, make):
     assert isinstance(err.value, ValueError)
 
 
-def test_several_datasets_under_one_parent_is_an_error(tmp_path):
+@pytest.mark.parametrize("sub", ["input", "anything", "deeper/still"])
+def test_a_dataset_elsewhere_inside_is_never_indexed_silently(tmp_path, sub):
+    """issue #11: `index DIR` on a folder of unrelated things looked deeper and indexed what it found.
+    It looks only where its error says; a dataset one level down is named in the message."""
+    make_tree(tmp_path / "top" / sub)
+    (tmp_path / "top" / "notes.txt").write_text("unrelated")
+    with pytest.raises(DatasetNotFound) as err:
+        detect_layout(tmp_path / "top")
+    msg = str(err.value)
+    assert "\n" not in msg and "in data/ or input/data/ under it" in msg
+    if "/" not in sub:
+        assert f"it holds a dataset in {sub}/: pass that folder" in msg
+
+
+def test_several_datasets_under_one_parent_are_named(tmp_path):
     make_tree(tmp_path / "p" / "one")
     make_tree(tmp_path / "p" / "two", "competition")
-    with pytest.raises(DatasetNotFound, match="several"):
+    with pytest.raises(DatasetNotFound, match="one, two/: pass that folder"):
         detect_layout(tmp_path / "p")
 
 
@@ -447,7 +461,7 @@ def test_check_images_flags_truncated_garbage_and_wrong_size(tmp_path):
 def test_cli_json_schema(tmp_path, capsys):
     root = make_tree(tmp_path / "d", "competition")
     (root / "train" / "images" / PEOPLE[0] / ".DS_Store").write_bytes(b"x")
-    assert cli_main(["index", str(tmp_path), "--json"]) == 0
+    assert cli_main(["index", str(root), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"images", "people", "layout", "root", "fingerprint", "counts", "findings"} <= set(out)
     assert (out["images"], out["people"], out["layout"]) == (32, 4, "competition")
@@ -502,7 +516,7 @@ def test_real_manifest_names_index_cleanly(tmp_path, real_manifest_dir):
     finally:
         sys.path.pop(0)
     root = build_name_tree(Path(real_manifest_dir), tmp_path / "real", "competition")
-    index = index_dataset(tmp_path)  # the parent: found as its only dataset subfolder
+    index = index_dataset(root)
     assert index.layout == "competition"
     assert index.findings.empty, index.findings.head(20)
     imgs = index.images
@@ -560,10 +574,10 @@ def test_an_unlistable_split_is_a_finding(tmp_path, monkeypatch):
     root = make_tree(tmp_path / "d")
     real = di._list_folder
 
-    def deny_eval(path):
+    def deny_eval(path, root):
         if path.endswith("eval"):
             raise PermissionError(13, "Permission denied", path)
-        return real(path)
+        return real(path, root)
 
     monkeypatch.setattr(di, "_list_folder", deny_eval)
     index = index_dataset(root)
@@ -582,3 +596,123 @@ def test_train_csv_without_path_column_matches_by_id(tmp_path):
     assert kinds(index) == {"csv_mismatch": [f"train/images/{PEOPLE[1]}"], "csv_row_without_file": ["train/images"]}
     assert "id ffhq-99999" in index.findings.set_index("kind").loc["csv_row_without_file", "detail"]
     assert (index.images.loc[index.images["split"] == "train", "author"] != "").all()
+
+
+# ---- links, special files and odd data folders (issue #11) ------------------------------------
+
+def _finding(index, kind):
+    f = index.findings
+    return f[f["kind"] == kind]
+
+
+@pytest.mark.parametrize("layout", ["seed", "competition"])
+def test_a_broken_link_in_a_person_folder_drops_only_that_file(tmp_path, layout):
+    root = make_tree(tmp_path / "d", layout)
+    train, eval_dir = _dirs(root, layout)
+    person = train / PEOPLE[0]
+    (person / "mask3.jpg").unlink()
+    (person / "mask3.jpg").symlink_to(tmp_path / "gone.jpg")
+    (eval_dir / "ffhq-99999_male_White_40_mask.jpg").symlink_to(tmp_path / "gone_too.jpg")
+    index = index_dataset(root)
+    rows = index.images[index.images["person"] == PEOPLE[0]]
+    assert len(rows) == 6 and not rows["path"].str.endswith("mask3.jpg").any()
+    broken = _finding(index, "broken_link")
+    assert sorted(broken["path"]) == sorted([f"{train.relative_to(root)}/{PEOPLE[0]}/mask3.jpg",
+                                             f"{eval_dir.relative_to(root)}/ffhq-99999_male_White_40_mask.jpg"])
+    assert _finding(index, "unknown_file").empty  # no longer "cannot list the folder"
+    assert len(index.images) == 31
+
+
+def test_links_out_of_the_data_folder_are_never_followed(tmp_path):
+    root = make_tree(tmp_path / "d")
+    outside = make_tree(tmp_path / "elsewhere")
+    train, eval_dir = _dirs(root, "seed")
+    (train / PEOPLE[1] / "normal.jpg").unlink()
+    (train / PEOPLE[1] / "normal.jpg").symlink_to(outside / "images" / "train" / PEOPLE[1] / "normal.jpg")
+    (train / "000099_male_White_33").symlink_to(outside / "images" / "train" / PEOPLE[2], target_is_directory=True)
+    (eval_dir / "x_male_White_40_mask.jpg").symlink_to(Path("/etc/hostname"))
+    # a link that stays inside the data folder is followed as before
+    (eval_dir / "000123_male_White_40_mask.jpg").symlink_to(eval_dir / EVAL[1])
+    index = index_dataset(root)
+    out = _finding(index, "outside_link")
+    assert set(out["path"]) == {f"images/train/{PEOPLE[1]}/normal.jpg", "images/train/000099_male_White_33",
+                                "images/eval/x_male_White_40_mask.jpg"}
+    assert not index.images["path"].str.contains("000099|x_male").any()
+    assert "images/eval/000123_male_White_40_mask.jpg" in set(index.images["path"])
+    # a split folder that is itself a link out of the data folder is not scanned
+    root2 = tmp_path / "d2"
+    (root2 / "images").mkdir(parents=True)
+    (root2 / "images" / "train").symlink_to(outside / "images" / "train", target_is_directory=True)
+    (root2 / "images" / "eval").mkdir()
+    index2 = index_dataset(root2)
+    assert index2.images.empty and set(_finding(index2, "outside_link")["path"]) == {"images/train"}
+
+
+def test_a_fifo_where_an_image_belongs_is_never_opened(tmp_path):
+    import os
+
+    root = make_tree(tmp_path / "d")
+    train, eval_dir = _dirs(root, "seed")
+    (train / PEOPLE[0] / "normal.jpg").unlink()
+    os.mkfifo(train / PEOPLE[0] / "normal.jpg")
+    os.mkfifo(eval_dir / "000555_male_White_40_mask.jpg")
+    index = index_dataset(root, check_images=True)  # would block forever if it opened a FIFO
+    assert set(_finding(index, "special_file")["path"]) == {f"images/train/{PEOPLE[0]}/normal.jpg",
+                                                            "images/eval/000555_male_White_40_mask.jpg"}
+    assert len(index_dataset(root).images.query("person == @PEOPLE[0]")) == 6
+
+
+def _odd_roots(tmp_path):
+    import os
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file.txt").write_text("x")
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "fifo")
+    return {
+        "empty": (tmp_path / "empty", "not a mask dataset"),
+        "file": (tmp_path / "a_file.txt", "is a file, not a folder"),
+        "broken link": (tmp_path / "broken", "broken symbolic link"),
+        "fifo": (tmp_path / "fifo", "is a FIFO"),
+        "missing": (tmp_path / "missing", "does not exist"),
+    }
+
+
+def test_odd_data_folders_are_one_line_each(tmp_path, capsys):
+    for name, (root, says) in _odd_roots(tmp_path).items():
+        with pytest.raises(DatasetNotFound, match=says):
+            detect_layout(root)
+        assert cli_main(["index", str(root)]) == 2, name
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and says in err, (name, err)
+
+
+@pytest.mark.parametrize("name", ["with space", "quote's \"double\"", "new\nline", "유니코드 données", "tab\there"])
+def test_data_folder_names_with_odd_characters(tmp_path, capsys, name):
+    root = make_tree(tmp_path / name)
+    assert len(index_dataset(root).images) == 32
+    assert cli_main(["index", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["root"] == str(root.resolve())
+    (tmp_path / name / "images" / "train").rename(tmp_path / name / "x")
+    (tmp_path / name / "images" / "eval").rename(tmp_path / name / "y")
+    assert cli_main(["index", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1  # a newline in the name is escaped, not printed
+
+
+@pytest.mark.slow
+def test_a_folder_of_100000_junk_files_answers_quickly(tmp_path, capsys):
+    import time
+
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(100_000):
+        (junk / f"file_{i:06d}.bin").touch()
+    for i in range(300):
+        (junk / f"dir_{i:03d}").mkdir()
+    t0 = time.perf_counter()
+    assert cli_main(["index", str(junk)]) == 2
+    seconds = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert "not a mask dataset" in err and len(err.strip().splitlines()) == 1
+    assert seconds < 10, seconds
