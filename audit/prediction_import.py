@@ -13,13 +13,24 @@ Accepted CSVs (UTF-8, a BOM is fine; extra columns are ignored and listed in met
 Coverage rule: each split (train, eval) is either covered completely or absent. A submission
 normally covers eval only, and the run then holds eval rows only (`meta["splits"]`). An image
 missing from a split that the CSV otherwise covers is an error, as are unknown ids, ids given
-twice, missing or non-numeric values, probabilities outside [0, 1] or whose rows (per head) do
-not sum to 1 within 1e-3. Errors are `PredictionImportError` naming the first offending rows
-(up to 5, with CSV line numbers; the header is line 1); nothing is written then.
+twice, missing or non-numeric values (NaN, inf), probabilities outside [0, 1] or whose rows (per
+head) do not sum to 1 within 1e-3, a `pred_age` outside 0..120 years. Errors are
+`PredictionImportError` naming the first offending rows (up to 5, with CSV line numbers; the
+header is line 1); nothing is written then.
+
+The file is read with the csv module, not pandas: a row with more or fewer cells than the header
+is an error naming its own line (pandas shifts such a row's cells into other columns, or takes
+the first column as an index), and line numbers stay true across blank lines and quoted line
+breaks. Something that is not a regular file (a folder, a FIFO, which would block a reader), bytes
+that are not UTF-8 and NUL bytes are refused in one line.
 """
 from __future__ import annotations
 
+import csv
+import io
 import platform
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -36,6 +47,11 @@ ID_COLUMNS = ("ImageID", "path")
 DIGIT_CLASS_COLUMNS = tuple(str(i) for i in range(N_CLASSES))
 HEAD_COLUMNS = (*P_MASK, *P_GENDER, *P_AGE)
 OPTIONAL_COLUMNS = ("fold", "pred_age")
+# Plausible predicted ages in years; anything else is a unit or column mix-up.
+PRED_AGE_RANGE = (0.0, 120.0)
+# pandas attrs key of the CSV line of each row (header = line 1).
+LINES_ATTR = "csv_lines"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class PredictionImportError(ValueError):
@@ -76,25 +92,83 @@ def import_predictions(index, csv_path: str | Path, run_dir: str | Path) -> Path
     return write_run(run_dir, predictions, None, meta)
 
 
-def read_prediction_csv(csv_path: str | Path) -> pd.DataFrame:
-    """The CSV as strings (validation converts); raises PredictionImportError when unreadable."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise PredictionImportError(f"CSV not found: {csv_path}")
+def _not_a_csv_file(csv_path: Path) -> str | None:
+    """Why `csv_path` cannot be read as a CSV file (missing, a folder, a FIFO...), or None."""
+    if csv_path.is_symlink() and not csv_path.exists():
+        return f"{csv_path} is a broken symbolic link (its target does not exist)"
     try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise PredictionImportError(f"{csv_path.name} is not a readable CSV: {str(err).strip().splitlines()[0]}") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    if table.empty:
+        mode = csv_path.stat().st_mode
+    except FileNotFoundError:
+        return f"CSV not found: {csv_path}"
+    except OSError as err:
+        return f"{csv_path} cannot be read ({err.strerror or err})"
+    if stat.S_ISDIR(mode):
+        return f"{csv_path} is a folder, not a CSV file"
+    if stat.S_ISFIFO(mode):
+        return f"{csv_path} is a FIFO (named pipe), not a CSV file; save the predictions to a file first"
+    if not stat.S_ISREG(mode):
+        return f"{csv_path} is not a regular file (a socket or device), not a CSV file"
+    return None
+
+
+def read_prediction_csv(csv_path: str | Path) -> pd.DataFrame:
+    """The CSV as strings (validation converts), with each row's CSV line number in
+    `table.attrs[LINES_ATTR]`; raises PredictionImportError when unreadable or ragged."""
+    csv_path = Path(csv_path)
+    problem = _not_a_csv_file(csv_path)
+    if problem:
+        raise PredictionImportError(problem)
+    try:
+        data = csv_path.read_bytes()
+    except OSError as err:
+        raise PredictionImportError(f"{csv_path} cannot be read ({err.strerror or err})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise PredictionImportError(
+            f"{csv_path.name} is not UTF-8 text: line {line} holds the byte 0x{data[err.start]:02x}; "
+            "save it as UTF-8 (CSV UTF-8 in Excel)") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise PredictionImportError(f"{csv_path.name} is not a readable CSV: line {line} holds a NUL byte (a binary file?)")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header, rows, lines = None, [], []
+    try:
+        for cells in reader:
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # blank lines, as pandas skips them
+            if header is None:
+                header = [c.strip() for c in cells]
+                continue
+            line = reader.line_num - _line_span(cells) + 1
+            if len(cells) != len(header):
+                raise PredictionImportError(
+                    f"{csv_path.name} line {line} has {len(cells)} cells but the header has {len(header)} "
+                    f"({', '.join(header[:6])}{', ...' if len(header) > 6 else ''}): fix that row (a stray or missing comma?)")
+            rows.append(cells)
+            lines.append(line)
+    except csv.Error as err:
+        raise PredictionImportError(f"{csv_path.name} is not a readable CSV: line {reader.line_num}: {err}") from None
+    if header is None:
+        raise PredictionImportError(f"{csv_path.name} is not a readable CSV: it is empty (no header line)")
+    if not rows:
         raise PredictionImportError(f"{csv_path.name} has no data rows")
+    table = pd.DataFrame(rows, columns=header, dtype=str)
+    table.attrs[LINES_ATTR] = lines
     return table
+
+
+def _line_span(cells: list[str]) -> int:
+    """How many physical lines a parsed row spans (quoted cells may hold line breaks: CR LF, CR or
+    LF, each one line, as the reader counts them)."""
+    return 1 + sum(len(_LINE_BREAK.findall(c)) for c in cells)
 
 
 def predictions_from_table(index, table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Validate a CSV table (strings) against the index -> (predictions frame, info dict)."""
     fmt = _detect_format(table)
-    lines = np.arange(len(table)) + 2  # CSV line of each row: header is line 1
+    lines = np.asarray(table.attrs.get(LINES_ATTR) or np.arange(len(table)) + 2)  # header is line 1
     rows = _match_ids(index, table[fmt.id_column], lines)  # (len(table),) index row positions
     images = index.images
     predicted_splits = sorted(set(images["split"].to_numpy()[rows]))
@@ -117,7 +191,12 @@ def predictions_from_table(index, table: pd.DataFrame) -> tuple[pd.DataFrame, di
     base = images.iloc[rows[order]].reset_index(drop=True).copy()
     base["fold"] = fold[order]
     pred_age = optional.get("pred_age")
-    pred_age = pred_age[order] if pred_age is not None else None
+    if pred_age is not None:
+        lo, hi = PRED_AGE_RANGE
+        bad = np.flatnonzero((pred_age < lo) | (pred_age > hi))
+        if len(bad):
+            raise PredictionImportError(_listing(f"pred_age must be years within {lo:g}..{hi:g}", table, lines, bad, ("pred_age",)))
+        pred_age = pred_age[order]
 
     if fmt.name == "submission":
         ans = _numbers(table, ("ans",), lines)[:, 0]

@@ -267,3 +267,91 @@ def test_import_refuses_dot_the_data_folder_and_the_workspace(tiny_index, tmp_pa
     # a run of ours is replaced, as before
     assert _cli("import-predictions", tiny_index.root, good, "--run", tmp_path / "r").returncode == 0
     assert _cli("import-predictions", tiny_index.root, good, "--run", tmp_path / "r").returncode == 0
+
+
+# ---- bad CSVs the 19 kinds above missed (issue #11) -------------------------------------------
+
+def _write_text(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def _csv_error(tiny_index, tmp_path, csv_path) -> str:
+    with pytest.raises(PredictionImportError) as err:
+        import_predictions(tiny_index, csv_path, tmp_path / "runs" / "bad")
+    assert not (tmp_path / "runs").exists()
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_a_ragged_line_is_named_by_its_own_line_number(tiny_index, tmp_path):
+    names = eval_names(tiny_index)
+    rows = [f"{n},{i}" for i, n in enumerate(names)]
+    extra = rows.copy()
+    extra[2] += ",99"                                   # one cell too many on line 4
+    msg = _csv_error(tiny_index, tmp_path, _write_text(tmp_path / "a.csv", "ImageID,ans\n" + "\n".join(extra) + "\n"))
+    assert "line 4 has 3 cells but the header has 2" in msg
+    short = rows.copy()
+    short[1] = names[1]                                 # a missing cell on line 3
+    msg = _csv_error(tiny_index, tmp_path, _write_text(tmp_path / "b.csv", "ImageID,ans\n" + "\n".join(short) + "\n"))
+    assert "line 3 has 1 cells" in msg
+    every = [r + ",x" for r in rows]                    # every row one cell longer: pandas shifted them all
+    msg = _csv_error(tiny_index, tmp_path, _write_text(tmp_path / "c.csv", "ImageID,ans\n" + "\n".join(every) + "\n"))
+    assert "line 2 has 3 cells" in msg
+
+
+def test_line_numbers_stay_true_across_blank_lines_and_quoted_line_breaks(tiny_index, tmp_path):
+    names = eval_names(tiny_index)
+    text = (f"ImageID,ans,comment\n\n{names[0]},1,\"two\nlines\"\n\n{names[1]},x,ok\n"
+            f"{names[2]},2,\"a\r\nb\"\n{names[3]},3,fine\n")
+    msg = _csv_error(tiny_index, tmp_path, _write_text(tmp_path / "a.csv", text))
+    assert f"line 6: '{names[1]}'" in msg and "ans='x'" in msg
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "broken_link", "missing"])
+def test_something_that_is_not_a_csv_file_is_named_truly(tiny_index, tmp_path, kind):
+    target = tmp_path / "preds.csv"
+    says = {"folder": "is a folder, not a CSV file", "fifo": "is a FIFO (named pipe)",
+            "broken_link": "broken symbolic link", "missing": "CSV not found"}[kind]
+    if kind == "folder":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)  # opening it would block: it must be refused before
+    elif kind == "broken_link":
+        target.symlink_to(tmp_path / "nowhere.csv")
+    assert says in _csv_error(tiny_index, tmp_path, target)
+    done = _cli("import-predictions", tiny_index.root, target, "--run", tmp_path / "r")
+    assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bytes_that_are_not_utf8_and_nul_bytes(tiny_index, tmp_path):
+    names = eval_names(tiny_index)
+    text = "ImageID,ans,note\n" + "".join(f"{n},1,ok\n" for n in names[:2]) + f"{names[2]},1,café\n" + f"{names[3]},1,x\n"
+    msg = _csv_error(tiny_index, tmp_path, _write_text(tmp_path / "latin1.csv", text, "latin-1"))
+    assert "not UTF-8" in msg and "line 4" in msg and "0xe9" in msg
+    assert "line 3 holds a NUL byte" in _csv_error(
+        tiny_index, tmp_path, _write_text(tmp_path / "nul.csv", f"ImageID,ans\n{names[0]},1\n{names[1]}\x00,2\n"))
+    # UTF-8 with a BOM and non-ASCII cells is fine
+    ok = "\ufeffImageID,ans,note\n" + "".join(f"{n},1,노트 é\n" for n in names)
+    run = R.Run.open(import_predictions(tiny_index, _write_text(tmp_path / "ok.csv", ok), tmp_path / "ok"))
+    assert len(run.predictions) == 4 and run.meta["ignored_columns"] == ["note"]
+
+
+def test_nan_inf_negative_and_duplicate_rows(tiny_index, tmp_path):
+    names = eval_names(tiny_index)
+    probs = pd.DataFrame({"ImageID": names, **{f"p_class_{i}": 1 / 18 for i in range(18)}})
+    for value, says in (("nan", "not numbers"), ("NaN", "not numbers"), ("inf", "not numbers"),
+                        ("-0.5", r"must lie in \[0, 1\]")):
+        bad = probs.astype({"p_class_0": object})
+        bad.loc[1, "p_class_0"] = value
+        bad_import(tiny_index, tmp_path, bad, says)
+    bad_import(tiny_index, tmp_path, pd.DataFrame({"ImageID": names, "ans": [1, -1, 2, 3]}), "class id 0..17")
+    bad_import(tiny_index, tmp_path, pd.DataFrame({"ImageID": names, "ans": 1, "pred_age": [30, -4, 20, 50]}),
+               r"pred_age must be years within 0\.\.120")
+    bad_import(tiny_index, tmp_path, pd.DataFrame({"ImageID": names, "ans": 1, "pred_age": [30, 2000, 20, 50]}),
+               "pred_age")
+    bad_import(tiny_index, tmp_path, pd.DataFrame({"ImageID": names, "ans": 1, "fold": [0, 1, "nan", 2]}), "not numbers")
+    dup = pd.concat([pd.DataFrame({"ImageID": names, "ans": 1})] * 2)  # the whole file twice
+    msg = bad_import(tiny_index, tmp_path, dup, "4 image ids appear more than once")
+    assert "line 6" in msg and "also line 2" in msg
