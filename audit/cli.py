@@ -16,6 +16,7 @@ COMMANDS = {
     "train": ("audit.commands.train", "train a classifier with person-grouped out-of-fold predictions"),
     "predict": ("audit.commands.predict", "predict every image of a dataset into a run folder"),
     "import-predictions": ("audit.commands.import_predictions", "turn a CSV of predictions made elsewhere into a run"),
+    "prepare-demo": ("audit.commands.prepare_demo", "draw the demo dataset and predict its run (the app's first start)"),
     "demo": ("audit.commands.demo", "build the demo dataset, train the demo model and predict, in the workspace"),
     "suspects": ("audit.commands.suspects", "run the label-noise detectors on a run and write the review queue"),
     "bench-noise": ("audit.commands.bench_noise", "score the label-noise detectors against the demo's known noise"),
@@ -47,6 +48,12 @@ class TqdmProgress:
         if self._bar is None or (self._desc is None and message != self._message):
             self.close()
             self._bar = tqdm(total=total, desc=self._desc or message, **self._options)
+        from audit.jobs import current_reporter
+
+        reporter = current_reporter()  # started by the app: its page shows this progress too
+        if reporter is not None:
+            reporter.progress(done, total, self._desc or message)
+
             self._message = message
         if total and self._bar.total != total:
             self._bar.total = total
@@ -79,11 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m audit {name}", description=help_text)
     module.configure_parser(parser)
     args = parser.parse_args(rest)
-    try:
-        return int(module.run(args) or 0)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+    def body() -> int:
+        try:
+            return int(module.run(args) or 0)
+        except UsageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    from audit.jobs import run_command_as_job  # a no-op wrapper unless the app started this as a job
+
+    return run_command_as_job(" ".join(["python -m audit", *argv]), body)

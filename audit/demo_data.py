@@ -391,10 +391,10 @@ def make_demo(out, *, people: int = 60, eval_images: int = 120, seed: int = 0, l
             if progress:
                 progress(done, total, "drawing faces")
     else:
-        # fork where there is one: no re-import of the caller's __main__ (stdin, notebooks, Streamlit
-        # scripts) and near-free start; the children only touch numpy, PIL and files.
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # spawn, never fork: a child forked from a threaded process (the Streamlit server, a test
+        # runner) inherits its signal handlers and held locks; forked drawing workers hung the app's
+        # first start in 3 of 7 tries. Spawn costs ~1 s of imports per worker.
+        ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(min(workers, len(chunks))) as pool:
             for n in pool.imap_unordered(_draw_chunk, jobs):
                 done += n

@@ -7,24 +7,21 @@ changed setting never shows a stale picture.
 
 `umap` is imported only inside `umap_layout`: its first import compiles numba code (~25 s), which
 must never happen at app start. The app shows `pca_layout` at once, calls
-`start_layout_in_background` (a `python -m audit layout RUN` subprocess, so compilation and compute
-stay out of the Streamlit process) and polls `layout_status` until it says "ready".
+`start_layout_in_background` (a `python -m audit layout RUN` job, audit/jobs.py, so compilation and
+compute stay out of the Streamlit process and stop with it) and polls `layout_status` until "ready".
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from audit import jobs
 from audit.file_io import write_atomic
 
 EMBEDDINGS_NAME = "embeddings.npy"
@@ -354,95 +351,17 @@ def run_layout(run_dir: str | Path, method: str = "umap", *, progress: Progress 
 
 # ---------------------------------------------------------------- computing in the background
 #
-# A lock file `layout_<method>_<key>.lock` beside the layout holds {"pid", "started", "proc_start"}
-# of the process computing it. "running" needs that process alive; a killed process (SIGKILL,
-# OOM, reboot) leaves a stale lock, which reads as "missing" and is removed.
+# A background layout is a job (audit/jobs.py) named after the layout file: its flock says it is
+# running, it dies with the server, and its log says why it failed.
 
 
-def _lock_path(layout_file: Path) -> Path:
-    return layout_file.with_suffix(".lock")
+def layout_job_dir(run_dir: str | Path, method: str = "umap", **params) -> Path:
+    """The job folder (in the workspace) of computing this layout of this run."""
+    from audit.workspace import workspace_dir
 
-
-def _log_path(layout_file: Path) -> Path:
-    return layout_file.with_suffix(".log")
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """Kernel start time of a process (Linux /proc), to tell a reused pid from ours."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces; fields after the last ")" are fixed.
-    fields = stat[stat.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def _pid_alive(pid: int, proc_start: str | None = None) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        # Reap it if it is our own finished child (the app never waits on it); else no-op.
-        done, _status = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-        if state[state.rfind(")") + 2:].split()[0] in ("Z", "X"):
-            return False  # exited, not yet reaped by its parent
-    except OSError:
-        pass
-    if proc_start is not None:
-        now = _proc_start_time(pid)
-        if now is not None and now != proc_start:
-            return False  # the pid was reused by another process
-    return True
-
-
-def _read_lock(lock: Path) -> dict | None:
-    try:
-        return json.loads(lock.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _lock_alive(lock: Path) -> bool:
-    """True while the lock names a live process; a stale or unreadable lock is removed."""
-    info = _read_lock(lock)
-    if info is None:
-        if not lock.exists():
-            return False
-        # Being written right now (created, not yet filled): give it a moment before calling it stale.
-        try:
-            if time.time() - lock.stat().st_mtime < 5:
-                return True
-        except OSError:
-            return False
-    elif _pid_alive(int(info.get("pid", -1)), info.get("proc_start")):
-        return True
-    try:
-        lock.unlink()
-    except FileNotFoundError:
-        pass
-    return False
-
-
-def _write_lock(lock: Path, pid: int) -> None:
-    info = {"pid": pid, "proc_start": _proc_start_time(pid), "started": time.time()}
-    fd, tmp = tempfile.mkstemp(prefix=lock.name + ".", suffix=".tmp", dir=lock.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(info, fh)
-    os.replace(tmp, lock)
+    path = layout_path(run_dir, method, **params).resolve()
+    digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:16]
+    return workspace_dir() / "jobs" / f"layout-{method}-{digest}"
 
 
 def layout_status(run_dir: str | Path, method: str = "umap", **params) -> str:
@@ -451,25 +370,23 @@ def layout_status(run_dir: str | Path, method: str = "umap", **params) -> str:
         return "missing"
     path = layout_path(run_dir, method, **params)
     if path.is_file() and _read_layout(path, _n_rows(run_dir)) is not None:
-        lock = _lock_path(path)
-        if lock.exists():
-            _lock_alive(lock)  # tidies a lock its finished process left behind
         return "ready"
-    return "running" if _lock_alive(_lock_path(path)) else "missing"
+    return "running" if jobs.job_status(layout_job_dir(run_dir, method, **params)).active else "missing"
 
 
 def layout_log(run_dir: str | Path, method: str = "umap", **params) -> str:
-    """The background process's stderr (progress, or why it failed); "" when there is none."""
+    """The background process's output (progress, or why it failed); "" when there is none."""
     try:
-        return _log_path(layout_path(run_dir, method, **params)).read_text(errors="replace")
-    except (OSError, FileNotFoundError):
+        folder = layout_job_dir(run_dir, method, **params)
+        return (folder / jobs.LOG_NAME).read_text(errors="replace")
+    except OSError:
         return ""
 
 
 def layout_command(run_dir: str | Path, method: str = "umap", **params) -> list[str]:
-    """The `python -m audit layout` command line that computes these settings."""
+    """The `python -m audit layout` arguments that compute these settings (after `python -m audit`)."""
     p = layout_params(method, **params)
-    cmd = [sys.executable, "-m", "audit", "layout", str(Path(run_dir).resolve()), "--method", method]
+    cmd = ["layout", str(Path(run_dir).resolve()), "--method", method]
     if isinstance(p, UmapParams):
         cmd += ["--n-neighbors", str(p.n_neighbors), "--min-dist", repr(p.min_dist),
                 "--metric", p.metric, "--seed", "none" if p.seed is None else str(p.seed)]
@@ -479,75 +396,14 @@ def layout_command(run_dir: str | Path, method: str = "umap", **params) -> list[
 
 
 def start_layout_in_background(run_dir: str | Path, method: str = "umap", **params) -> str:
-    """Start computing the layout in a `python -m audit layout` subprocess; returns at once.
+    """Start computing the layout as a `python -m audit layout` job; returns at once.
 
-    Returns the status after the call: "ready" (nothing to do), "running" (started now or already
-    running). At most one process per (run, settings): the lock is taken with O_EXCL.
-    Raises FileNotFoundError when the run has no embeddings.
+    Returns "ready" (nothing to do) or "running" (started now or already running); at most one
+    process per (run, settings). Raises FileNotFoundError when the run has no embeddings.
     """
-    run_dir = Path(run_dir)
-    path = layout_path(run_dir, method, **params)
+    _require_embeddings(run_dir)
     status = layout_status(run_dir, method, **params)
     if status != "missing":
         return status
-    lock = _lock_path(path)
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return "running" if _lock_alive(lock) else start_layout_in_background(run_dir, method, **params)
-    os.close(fd)
-    try:
-        from audit.workspace import REPO_ROOT
-
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        with open(_log_path(path), "wb") as log:
-            proc = subprocess.Popen(
-                layout_command(run_dir, method, **params),
-                cwd=str(REPO_ROOT),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives a Ctrl-C of the app; finishing the cache is harmless
-            )
-        _write_lock(lock, proc.pid)
-    except BaseException:
-        try:
-            lock.unlink()
-        except FileNotFoundError:
-            pass
-        raise
+    jobs.start_job(layout_job_dir(run_dir, method, **params), layout_command(run_dir, method, **params))
     return "running"
-
-
-class LayoutLock:
-    """Context manager for the CLI: hold the lock with this process's pid while computing.
-
-    `acquired` is False when another live process already holds it.
-    """
-
-    def __init__(self, run_dir: str | Path, method: str = "umap", **params):
-        self.lock = _lock_path(layout_path(run_dir, method, **params))
-        self.acquired = False
-        self.holder: int | None = None
-
-    def __enter__(self) -> "LayoutLock":
-        me = os.getpid()
-        info = _read_lock(self.lock)
-        if info is not None and int(info.get("pid", -1)) != me and _lock_alive(self.lock):
-            self.holder = int(info["pid"])
-            return self
-        _write_lock(self.lock, me)  # also adopts the lock a background starter wrote for us
-        self.acquired = True
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if not self.acquired:
-            return
-        info = _read_lock(self.lock)
-        if info is not None and int(info.get("pid", -1)) == os.getpid():
-            try:
-                self.lock.unlink()
-            except FileNotFoundError:
-                pass

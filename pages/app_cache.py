@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from audit import labels, workspace
+from audit import demo_setup, labels, workspace
 
 # Session keys shared by pages (set once in app.py with setdefault; pages read them with .get).
 DATA_KEY = "data_dir"          # str: dataset folder, "" = the built-in demo
@@ -23,8 +23,6 @@ RUN_KEY = "run_dir"            # str: run folder, "" = none chosen
 SAMPLES_SELECTION_KEY = "samples_incoming"  # dict handed to the Samples page by other pages
 REVIEWER_KEY = "reviewer"
 ROUTER_KEY = "router_ran"      # True once app.py ran in this session
-
-DEMO_RUN_NAME = "demo"
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -58,17 +56,19 @@ def init_session_defaults() -> None:
     st.session_state[ROUTER_KEY] = True
 
 
-def demo_is_built(root: Path | None = None) -> bool:
-    """True when `root` holds a complete demo (make_demo marks demo.json complete when done)."""
-    from audit.demo_data import read_demo_meta
+def data_dir_problem(value: str) -> str | None:
+    """Why a folder typed into the app may not be opened (one line), or None when it may.
 
-    root = root or workspace.demo_data_dir()
-    meta = read_demo_meta(root)
-    return meta is not None and bool(meta.get("complete")) and (root / "images").is_dir()
-
-
-def demo_run_dir() -> Path:
-    return workspace.runs_dir() / DEMO_RUN_NAME
+    "" is the built-in demo; the folder the server was started with (--data, MASK_AUDIT_DATA) is
+    always allowed; any other must lie inside MASK_AUDIT_DATA_ROOTS when that is set.
+    """
+    value = value.strip()
+    if not value or value == initial_data_dir():
+        return None
+    if not workspace.data_root_allowed(value):
+        return (f"{value} is outside the folders this server may open ({workspace.DATA_ROOTS_ENV}); "
+                f"ask whoever runs the app to add it.")
+    return None
 
 
 # ----------------------------------------------------------------------------- stamps
@@ -299,7 +299,10 @@ def load_context() -> AppContext:
     ctx = AppContext()
     root, ctx.is_demo = resolve_data_root(st.session_state.get(DATA_KEY, initial_data_dir()) or "")
     ctx.data_root = root
-    if ctx.is_demo and not demo_is_built(root):
+    allowed_problem = data_dir_problem(st.session_state.get(DATA_KEY, "") or "")
+    if allowed_problem:
+        ctx.data_problem = allowed_problem
+    elif ctx.is_demo and not demo_setup.demo_is_built(root):
         ctx.data_problem = "The demo dataset has not been built yet: open the Overview page to build it."
     elif not root.exists():
         ctx.data_problem = f"Dataset folder {root} does not exist: check the path in the sidebar."

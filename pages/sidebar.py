@@ -1,107 +1,83 @@
 """The sidebar every page shares (dataset, run, model card) and the demo's first-start build."""
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
+import time
 from pathlib import Path
 
 import streamlit as st
 
-from audit import workspace
+from audit import demo_setup, jobs, workspace
 from pages import app_cache
 from pages.app_cache import DATA_KEY, RUN_KEY
 
 
-# ----------------------------------------------------------------------------- progress
+# ----------------------------------------------------------------------------- background jobs
 
-def progress_callback(bar, label: str):
-    """A callback for audit's `progress=` arguments that feeds an `st.progress` bar.
+def follow_job(folder: Path, argv: list[str], *, title: str, terminal_command: str) -> bool:
+    """Start a background job (audit/jobs.py) unless it is running, and show its progress with
+    the elapsed time until it ends. Returns True when it finished well.
 
-    Accepts `(done, total)`, a fraction in [0, 1], or keyword `done=`/`total=`, since
-    library functions report in whichever is natural to them.
+    A job interrupted earlier (server stopped, killed) starts over by itself; one that failed says
+    why in one line and waits for "Try again". The page says so when the job stops progressing.
     """
-    def update(*args, **kwargs):
-        done = kwargs.get("done", args[0] if args else None)
-        total = kwargs.get("total", args[1] if len(args) > 1 else None)
-        try:
-            frac = float(done) / float(total) if total else float(done)
-        except (TypeError, ValueError):
-            return
-        frac = min(max(frac, 0.0), 1.0)
-        text = f"{label} {int(done)}/{int(total)}" if total else f"{label} {frac:.0%}"
-        bar.progress(frac, text=text)
-    return update
+    status = jobs.job_status(folder)
+    retry_key = f"job_retry_{folder.name}"
+    if status.state != "failed" or st.session_state.pop(retry_key, False):
+        if not status.active:
+            status = jobs.start_job(folder, argv)
+        box = st.empty()
+        while status.active:
+            with box.container():
+                st.info(title)
+                done = f" {status.done:,}/{status.total:,}" if status.total else ""
+                st.progress(status.fraction, text=f"{status.message or 'Starting'}{done} · {status.elapsed():.0f} s")
+                if status.stalled():
+                    st.warning(f"No progress for {status.seconds_since_progress():.0f} s. It may be stuck: stop "
+                               f"the app, run `{terminal_command}` in a terminal to see what it is doing, then "
+                               f"start the app again.")
+            time.sleep(JOB_POLL_SECONDS)
+            status = jobs.job_status(folder)
+        box.empty()
+        if status.state == "done":
+            return True
+    reason = status.error or jobs.log_tail(folder) or status.state
+    st.error(f"{title.split(':')[0]} did not finish: {reason}. Run `{terminal_command}` in a terminal to see "
+             f"the details.")
+    if st.button("Try again", key=f"job_try_again_{folder.name}"):
+        st.session_state[retry_key] = True
+        st.rerun()
+    return False
 
 
-# ----------------------------------------------------------------------------- demo bootstrap
+JOB_POLL_SECONDS = 0.5
+
 
 def ensure_demo() -> None:
-    """With no dataset configured: build the demo dataset and its run on the first start."""
-    if (st.session_state.get(DATA_KEY) or "").strip():
+    """With no dataset configured: prepare the demo dataset and its run, once, in the background."""
+    if (st.session_state.get(DATA_KEY) or "").strip() or demo_setup.demo_is_ready():
         return
-    root = workspace.demo_data_dir()
-    if not app_cache.demo_is_built(root):
-        _build_demo_dataset(root)
-    run_dir = app_cache.demo_run_dir()
-    if not (run_dir / "predictions.parquet").is_file() and _demo_weights().is_file():
-        _predict_demo_run(root, run_dir)
-
-
-def _demo_weights() -> Path:
-    return workspace.DEMO_WEIGHTS / "model.pt"
-
-
-def _build_demo_dataset(root: Path) -> None:
-    from audit.demo_data import make_demo
-
-    st.info("First start: drawing the built-in demo dataset (procedural faces). This takes a minute, once.")
-    bar = st.progress(0.0, text="Drawing demo faces…")
-    # Build beside the target and rename when complete, so a crash or a second session never
-    # leaves a half-written demo that looks finished.
-    tmp = root.parent / f".{root.name}.building-{uuid.uuid4().hex[:8]}"
-    try:
-        # The size and seed `python -m audit demo` uses, so the committed demo model's out-of-fold
-        # predictions (made on exactly this data) apply to the train rows.
-        from audit.training import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED
-        make_demo(tmp, people=DEMO_PEOPLE, eval_images=DEMO_EVAL_IMAGES, seed=DEMO_SEED,
-                  progress=progress_callback(bar, "Drawing demo faces"))
-        if root.exists() and not app_cache.demo_is_built(root):
-            shutil.rmtree(root, ignore_errors=True)
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            pass  # another session finished first; its copy is as good as ours
-    except Exception as err:
-        st.error(f"Could not build the demo dataset: {app_cache.one_line(err)}. "
-                 f"Try `python -m audit make-demo {root}` in a terminal to see the details.")
-        return
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    bar.progress(1.0, text="Demo dataset ready")
-
-
-def _predict_demo_run(root: Path, run_dir: Path) -> None:
-    from audit.prediction import predict_run
-
-    st.info("First start: predicting the demo images with the committed demo model (weights/demo).")
-    bar = st.progress(0.0, text="Predicting the demo run…")
-    try:
-        index = app_cache.cached_index(str(root.resolve()), app_cache.dataset_stamp(root.resolve()))
-        predict_run(index, _demo_weights(), run_dir, progress=progress_callback(bar, "Predicting demo images"))
-    except Exception as err:
-        st.error(f"Could not predict the demo run: {app_cache.one_line(err)}. "
-                 f"Try `python -m audit demo` in a terminal to see the details.")
-        return
-    bar.progress(1.0, text="Demo run ready")
-    st.session_state[RUN_KEY] = str(run_dir)
-    app_cache.cached_run_list.clear()
+    if follow_job(demo_setup.demo_job_dir(), demo_setup.prepare_demo_argv(),
+                  title="First start: drawing the built-in demo dataset and predicting it with the committed "
+                        "demo model. This takes about a minute, once.",
+                  terminal_command="python -m audit prepare-demo"):
+        app_cache.cached_run_list.clear()
+        st.rerun()  # draw the page from the start, without the progress boxes
 
 
 # ----------------------------------------------------------------------------- the sidebar
 
-def _set_data_dir() -> None:
-    st.session_state[DATA_KEY] = st.session_state.get("sidebar_data_dir", "").strip()
+def _open_data_dir() -> None:
+    """The "Open" button of the data-folder form: the only way a typed folder takes effect, so a
+    widget that comes back empty after an early navigation can never switch the dataset."""
+    value = (st.session_state.get("sidebar_data_dir") or "").strip()
+    problem = app_cache.data_dir_problem(value)
+    if problem:
+        st.session_state["sidebar_data_problem"] = problem
+        return
+    st.session_state.pop("sidebar_data_problem", None)
+    if value == st.session_state.get(DATA_KEY, ""):
+        return
+    st.session_state[DATA_KEY] = value
     st.session_state[RUN_KEY] = ""  # a run belongs to one dataset; choose again
     st.session_state[app_cache.SAMPLES_SELECTION_KEY] = None
 
@@ -115,11 +91,17 @@ def draw_sidebar() -> None:
     ctx = app_cache.load_context()
     with st.sidebar:
         st.subheader("Dataset")
+        # Re-filled from the session's dataset whenever Streamlit dropped the widget's state (a
+        # page link clicked before the sidebar was drawn): the box never comes back empty.
         st.session_state.setdefault("sidebar_data_dir", st.session_state.get(DATA_KEY, ""))
-        st.text_input("Data folder (empty = built-in demo)", key="sidebar_data_dir", on_change=_set_data_dir,
-                      placeholder=str(workspace.demo_data_dir()),
-                      help="The folder holding images/ (seed layout) or train/ + eval/ (competition layout), "
-                           "or its parent.")
+        with st.form("sidebar_data_form", border=False):
+            st.text_input("Data folder (empty = built-in demo)", key="sidebar_data_dir",
+                          placeholder=str(workspace.demo_data_dir()),
+                          help="The folder holding images/ (seed layout) or train/ + eval/ (competition layout), "
+                               "or its parent. Press Enter or Open to use it.")
+            st.form_submit_button("Open", on_click=_open_data_dir)
+        if st.session_state.get("sidebar_data_problem"):
+            st.error(st.session_state["sidebar_data_problem"])
         if ctx.index is not None:
             label = "Demo dataset" if ctx.is_demo else ctx.index.root
             st.caption(f"{label} · {ctx.index.layout} layout · {len(ctx.index.images):,} images · "

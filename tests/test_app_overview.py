@@ -60,31 +60,54 @@ def test_app_router_opens_on_overview_with_sidebar(app_data):
     assert "eval (out-of-fold): macro F1" in captions and "oof: macro F1" in captions
 
 
-def test_first_start_builds_the_demo_with_progress(tmp_path, monkeypatch):
-    """No dataset configured: app.py draws the demo into the workspace, then shows its overview."""
-    import audit.demo_data as demo_data
+def test_first_start_builds_the_demo_in_a_background_job(tmp_path, monkeypatch):
+    """No dataset configured: app.py starts `python -m audit prepare-demo` as a job (never a fork of
+    the server), follows it, then shows the demo's overview with its predicted run."""
     from streamlit.testing.v1 import AppTest
 
-    from audit import workspace
+    from audit import demo_setup, jobs, workspace
 
-    real_make_demo = demo_data.make_demo
-    calls = []
-
-    def small_demo(out, **kw):  # the real generator, at a test's size
-        calls.append(kw)
-        return real_make_demo(out, people=4, eval_images=8, seed=kw.get("seed", 0), workers=1,
-                              progress=kw.get("progress"))
-
-    monkeypatch.setattr(demo_data, "make_demo", small_demo)
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    monkeypatch.delenv("MASK_AUDIT_DATA", raising=False)
+    monkeypatch.setattr(demo_setup, "prepare_demo_argv",  # the real job, at a test's size
+                        lambda: ["prepare-demo", "--people", "4", "--eval", "8", "--workers", "1"])
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300).run()
     assert not at.exception, at.exception
-    assert len(calls) == 1 and calls[0].get("progress") is not None
-    assert (workspace.demo_data_dir() / "demo.json").is_file()
+    status = jobs.job_status(demo_setup.demo_job_dir())
+    assert status.state == "done" and status.total > 0, status
+    assert (workspace.demo_data_dir() / "demo.json").is_file() and demo_setup.demo_run_is_ready()
     assert at.title[0].value == "Overview"
     assert {m.label: m.value for m in at.metric}["Images"] == f"{4 * 7 + 8:,}"
-    # a second run finds the demo built and does not draw it again
+    assert not list(workspace.workspace_dir().glob(".demo.building-*"))
+    # a second run finds the demo ready and starts nothing
+    started = status.started
     at.run()
-    assert len(calls) == 1
+    assert jobs.job_status(demo_setup.demo_job_dir()).started == started
+    assert at.session_state["run_dir"] == str(demo_setup.demo_run_dir())
+
+
+def test_a_failed_first_start_says_why_and_offers_a_retry(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from audit import demo_setup
+
+    monkeypatch.delenv("MASK_AUDIT_DATA", raising=False)
+    monkeypatch.setattr(demo_setup, "prepare_demo_argv", lambda: ["prepare-demo", "--people", "0"])
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert "--people must be >= 1" in at.error[0].value and "python -m audit prepare-demo" in at.error[0].value
+    assert at.button(key="job_try_again_prepare-demo")
+
+
+def test_a_stale_build_folder_is_removed_by_the_next_start(tmp_path):
+    """A first start killed mid-drawing leaves `.demo.building-*`: the next build removes it."""
+    from audit import demo_setup, workspace
+
+    stale = workspace.workspace_dir() / ".demo.building-deadbeef"
+    (stale / "images" / "train").mkdir(parents=True)
+    other = workspace.workspace_dir() / "mine"  # not a name the build makes: never touched
+    other.mkdir()
+    assert demo_setup.remove_stale_temporaries() == [stale]
+    assert not stale.exists() and other.is_dir()
 
 
 def test_run_of_another_dataset_and_missing_run_are_clear_messages(app_data, tmp_path):

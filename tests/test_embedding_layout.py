@@ -1,5 +1,3 @@
-import json
-import os
 import subprocess
 import sys
 import time
@@ -155,62 +153,32 @@ def test_run_without_embeddings(tmp_path):
     assert cli_main(["layout", str(tmp_path / "nope"), "--method", "pca"]) == 2
 
 
-def _sleeper():
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+def _hold_job_lock(folder: Path) -> subprocess.Popen:
+    """Another process holding a job's flock (as a computing `python -m audit layout` would)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder / "lock")], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
 
 
-def test_layout_status_transitions_and_stale_pid(tmp_path):
+def test_layout_status_follows_the_job_lock(tmp_path):
     run, _, _ = _run(tmp_path)
-    lock = el.layout_path(run).with_suffix(".lock")
     assert el.layout_status(run) == "missing"
-
-    proc = _sleeper()
+    proc = _hold_job_lock(el.layout_job_dir(run))
     try:
-        el._write_lock(lock, proc.pid)
         assert el.layout_status(run) == "running"
-        # A second start must not spawn another process while one is alive.
+        # A second start must not spawn another process while one holds the lock.
         assert el.start_layout_in_background(run) == "running"
-        assert json.loads(lock.read_text())["pid"] == proc.pid
+        assert not (el.layout_job_dir(run) / "log.txt").exists()
     finally:
         proc.kill()
         proc.wait()
-    # The process died without finishing (killed): the lock is stale.
+    # Killed without finishing: the kernel dropped the lock, nothing stale is left to clean.
     assert el.layout_status(run) == "missing"
-    assert not lock.exists()
-
-    # Killed but never waited on (a zombie of this process) reads as dead too.
-    proc = _sleeper()
-    el._write_lock(lock, proc.pid)
-    proc.kill()
-    deadline = time.time() + 15  # the signal lands asynchronously; a busy machine can take a moment
-    while el.layout_status(run) != "missing" and time.time() < deadline:
-        time.sleep(0.1)
-    assert el.layout_status(run) == "missing"
-
-    # Finished: the layout file is there.
     np.save(el.layout_path(run), np.zeros((300, 2), np.float32))
     assert el.layout_status(run) == "ready"
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_a_reused_pid_is_not_taken_for_the_computing_process(tmp_path):
-    run, _, _ = _run(tmp_path)
-    lock = el.layout_path(run).with_suffix(".lock")
-    # Our own pid is alive, but with another start time it is some other process now.
-    lock.write_text(json.dumps({"pid": os.getpid(), "proc_start": "1", "started": 0}))
-    assert el.layout_status(run) == "missing"
-    el._write_lock(lock, os.getpid())
-    assert el.layout_status(run) == "running"
-
-
-def test_unreadable_lock_is_stale_after_a_grace_period(tmp_path):
-    run, _, _ = _run(tmp_path)
-    lock = el.layout_path(run).with_suffix(".lock")
-    lock.write_text("")
-    assert el.layout_status(run) == "running"  # just created by a starter, not filled yet
-    old = time.time() - 60
-    os.utime(lock, (old, old))
-    assert el.layout_status(run) == "missing"
 
 
 def test_background_layout_runs_in_a_subprocess_and_becomes_ready(tmp_path):
@@ -223,9 +191,12 @@ def test_background_layout_runs_in_a_subprocess_and_becomes_ready(tmp_path):
     assert el.layout_status(run, "pca") == "ready", el.layout_log(run, "pca")
     layout = el.cached_layout(run, "pca")
     np.testing.assert_allclose(layout, el.pca_layout(x), rtol=1e-5, atol=1e-5)
-    assert not el.layout_path(run, "pca").with_suffix(".lock").exists()
     assert "pca layout" in el.layout_log(run, "pca")
     assert el.start_layout_in_background(run, "pca") == "ready"
+    # The child was reaped: no <defunct> process is left under this one.
+    from audit import jobs
+    jobs.stop_own_jobs()
+    assert not jobs._children
 
 
 def test_cli_computes_and_refuses_a_second_computer(tmp_path, capsys):
@@ -236,9 +207,8 @@ def test_cli_computes_and_refuses_a_second_computer(tmp_path, capsys):
     assert el.layout_status(run, "pca") == "ready"
     assert cli_main(["layout", str(run), "--seed", "abc"]) == 2
 
-    proc = _sleeper()
+    proc = _hold_job_lock(el.layout_job_dir(run, "umap", n_neighbors=7))
     try:
-        el._write_lock(el.layout_path(run, "umap", n_neighbors=7).with_suffix(".lock"), proc.pid)
         # Another live process computes it: the CLI must not start a second (and never imports umap).
         assert cli_main(["layout", str(run), "--n-neighbors", "7"]) == 0
         assert "already being computed" in capsys.readouterr().err
@@ -250,7 +220,8 @@ def test_cli_computes_and_refuses_a_second_computer(tmp_path, capsys):
 
 def test_layout_command_round_trips_the_settings(tmp_path):
     run, _, _ = _run(tmp_path)
-    cmd = el.layout_command(run, "umap", n_neighbors=30, min_dist=0.25, seed=None, n_epochs=50)
+    cmd = ["python", "-m", "audit"] + el.layout_command(run, "umap", n_neighbors=30, min_dist=0.25, seed=None,
+                                                         n_epochs=50)
     assert cmd[1:4] == ["-m", "audit", "layout"]
     from audit.commands import layout as layout_cmd
     import argparse

@@ -75,12 +75,18 @@ def run(args) -> int:
     def progress(done: int, total: int, message: str) -> None:
         print(f"[{time.perf_counter() - start:7.1f} s] {done}/{total} {message}", file=sys.stderr, flush=True)
 
-    with el.LayoutLock(run_dir, args.method, **params) as lock:
-        if not lock.acquired:
-            print(f"already being computed by process {lock.holder}; not starting a second one",
-                  file=sys.stderr)
+    from audit import jobs
+
+    with jobs.hold(el.layout_job_dir(run_dir, args.method, **params), "python -m audit layout") as job:
+        if not job.acquired:
+            print("already being computed by another process; not starting a second one", file=sys.stderr)
             return 0
-        layout = el.run_layout(run_dir, args.method, progress=progress, **params)
+
+        def both(done: int, total: int, message: str) -> None:
+            progress(done, total, message)
+            job.progress(done, total, message)
+
+        layout = el.run_layout(run_dir, args.method, progress=both, **params)
     print(f"{layout.shape[0]:,} x 2 {args.method} layout in {time.perf_counter() - start:.1f} s -> {path}",
           file=sys.stderr)
     print(path)

@@ -1,0 +1,127 @@
+"""The app's first start: the built-in demo dataset and its run, made once in the workspace.
+
+`prepare_demo_workspace()` draws the demo (the size and seed `python -m audit demo` trains on, so
+the committed model's out-of-fold predictions apply) beside its final place and renames it in
+when complete, then predicts the demo run with the committed `weights/demo`. It is what
+`python -m audit prepare-demo` runs and what the app starts as a background job (audit/jobs.py).
+
+Killed at any point (server, worker, power), it leaves nothing that blocks the next start: the
+finished demo and run appear by atomic renames only, and the next call, holding the job's lock,
+removes the temporaries a killed build left behind before it starts over.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from audit import workspace
+
+JOB_NAME = "prepare-demo"
+DEMO_RUN_NAME = "demo"
+# Temporaries of a build in progress (demo_setup here, audit.runs.write_run for the run):
+# `.demo.building-*` in the workspace, `.demo.partial-*` / `.demo.old-*` in runs/.
+_BUILDING_PREFIX = f".{workspace.DEMO_DIR_NAME}.building-"
+_RUN_TEMP_PREFIXES = (f".{DEMO_RUN_NAME}.partial-", f".{DEMO_RUN_NAME}.old-")
+
+Progress = Callable[[int, int, str], None]
+
+
+def demo_run_dir() -> Path:
+    return workspace.runs_dir() / DEMO_RUN_NAME
+
+
+def demo_weights() -> Path:
+    return workspace.DEMO_WEIGHTS / "model.pt"
+
+
+def jobs_root() -> Path:
+    return workspace.workspace_dir() / "jobs"
+
+
+def demo_job_dir() -> Path:
+    return jobs_root() / JOB_NAME
+
+
+def demo_is_built(root: Path | None = None) -> bool:
+    """True when `root` (default: the workspace's demo) holds a complete demo."""
+    from audit.demo_data import read_demo_meta
+
+    root = root or workspace.demo_data_dir()
+    meta = read_demo_meta(root)
+    return meta is not None and bool(meta.get("complete")) and (root / "images").is_dir()
+
+
+def demo_run_is_ready() -> bool:
+    run = demo_run_dir()
+    return (run / "predictions.parquet").is_file() and (run / "meta.json").is_file()
+
+
+def demo_is_ready() -> bool:
+    """Dataset drawn and, where the committed model is present, its run predicted."""
+    return demo_is_built() and (demo_run_is_ready() or not demo_weights().is_file())
+
+
+def remove_stale_temporaries() -> list[Path]:
+    """Delete what a killed build left: only names this module and write_run make for the demo.
+
+    Call it only while holding the job's lock (no other build is running then).
+    """
+    removed = []
+    ws = workspace.workspace_dir()
+    runs = workspace.runs_dir()
+    candidates = [p for p in ws.glob(_BUILDING_PREFIX + "*")]
+    if runs.is_dir():
+        candidates += [p for prefix in _RUN_TEMP_PREFIXES for p in runs.glob(prefix + "*")]
+    for path in candidates:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def prepare_demo_argv() -> list[str]:
+    """What the app runs after `python -m audit` on a first start (tests ask for a smaller demo)."""
+    return [JOB_NAME]
+
+
+def prepare_demo_workspace(*, progress: Progress | None = None, workers: int | None = None,
+                           people: int | None = None, eval_images: int | None = None) -> Path | None:
+    """Draw the demo dataset if needed, then predict its run if needed; returns the run folder
+    (None when the committed model is absent). Idempotent: a finished demo costs nothing.
+    people / eval_images: the demo's size, default the one the committed model was trained on."""
+    from audit.training import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED
+
+    people = DEMO_PEOPLE if people is None else people
+    eval_images = DEMO_EVAL_IMAGES if eval_images is None else eval_images
+    report = progress or (lambda done, total, message: None)
+    remove_stale_temporaries()
+    root = workspace.demo_data_dir()
+    if not demo_is_built(root):
+        from audit.demo_data import make_demo, read_demo_meta
+
+        if root.exists() and read_demo_meta(root) is None:
+            raise FileExistsError(f"{root} exists and is not a demo dataset: move it away or set "
+                                  f"{workspace.WORKSPACE_ENV} to another folder")
+        tmp = root.parent / f"{_BUILDING_PREFIX}{uuid.uuid4().hex[:8]}"
+        try:
+            make_demo(tmp, people=people, eval_images=eval_images, seed=DEMO_SEED, workers=workers,
+                      progress=lambda done, total, _m: report(done, total, "Drawing demo faces"))
+            if root.exists():  # an unfinished demo of ours (read_demo_meta said so above)
+                shutil.rmtree(root)
+            os.replace(tmp, root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not demo_weights().is_file():
+        return None
+    if demo_run_is_ready():
+        return demo_run_dir()
+    from audit.dataset_index import index_dataset
+    from audit.prediction import predict_run
+
+    report(0, 1, "Indexing the demo images")
+    index = index_dataset(root.resolve())
+    return predict_run(index, demo_weights(), demo_run_dir(),
+                       progress=lambda done, total, _m: report(done, total, "Predicting the demo images"))

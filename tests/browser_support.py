@@ -1,0 +1,102 @@
+"""Shared by the browser tests and benchmarks/bench_first_start.py: start and stop a real
+`streamlit run app.py`, drive Debian's chromium through playwright (nothing is downloaded)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SERVER_START_S = 90
+PAGE_TIMEOUT_MS = 120_000  # generous: CI boxes are often shared
+
+
+def _browser_or_skip():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
+                    "to run the browser test")
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright); the browser test needs it")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workspace: Path, data: Path | None, log_path: Path, port: int | None = None):
+    """`streamlit run app.py` in its own process group; returns (process, base url) once healthy.
+    data None: no dataset configured (the built-in demo, built on the first page load)."""
+    port = port or free_port()
+    env = dict(os.environ, MASK_AUDIT_WORKSPACE=str(workspace), PYTHONUNBUFFERED="1")
+    env.pop("MASK_AUDIT_DATA", None)
+    if data is not None:
+        env["MASK_AUDIT_DATA"] = str(data)
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            stop_server(proc)
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError(f"streamlit did not become healthy in {SERVER_START_S} s:\n"
+                       f"{log_path.read_text(errors='replace')[-3000:]}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Kill the server's whole process group (streamlit may start helpers)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+
+
+def wait_until_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
+    """Wait until the script run is over: the app is mounted and the 'running' widget is gone."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    # While a script runs, the status widget shows a "Stop" button (and after a moment "Running...").
+    page.wait_for_function(
+        """() => {
+            if (!document.querySelector('[data-testid="stApp"]')) return false;
+            const w = document.querySelector('[data-testid="stStatusWidget"]');
+            return !(w && /stop|running/i.test(w.innerText));
+        }""", timeout=timeout_ms)
+
+
+def page_errors(page) -> list[str]:
+    """Exceptions and error boxes shown on the page."""
+    out = [e.inner_text() for e in page.locator('[data-testid="stException"]').all()]
+    out += [e.inner_text() for e in page.locator('[data-testid="stAlertContentError"]').all()]
+    return out
+
+
