@@ -56,3 +56,18 @@ def test_corrupted_embeddings(tmp_path, capsys, command, damage):
 def test_suspects_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     assert "not a run folder" in _one_line_exit_2(capsys, ["suspects", str(tmp_path / "x")])
+
+
+def test_odd_run_meta_is_not_trusted_to_write_or_delete(tmp_path, capsys):
+    """meta.json's data_root / checkpoint pointing at someone's folder: suspects and layout write
+    into the run folder and nowhere else."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("keep")
+    meta = {"source": "predict", "data_root": str(victim), "checkpoint": str(victim / "keep.txt")}
+    run_dir = R.write_run(tmp_path / "runs" / "r", make_predictions(30), np.random.default_rng(1).normal(size=(30, 8)), meta)
+    assert cli_main(["suspects", str(run_dir), "--top", "0"]) == 0
+    assert cli_main(["layout", str(run_dir), "--method", "pca"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and (victim / "keep.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "workspace") == ["runs", "victim"]

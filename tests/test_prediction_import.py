@@ -355,3 +355,20 @@ def test_nan_inf_negative_and_duplicate_rows(tiny_index, tmp_path):
     dup = pd.concat([pd.DataFrame({"ImageID": names, "ans": 1})] * 2)  # the whole file twice
     msg = bad_import(tiny_index, tmp_path, dup, "4 image ids appear more than once")
     assert "line 6" in msg and "also line 2" in msg
+
+
+def test_item_paths_with_dots_absolute_parts_and_links_match_nothing(tiny_index, tmp_path):
+    """Path safety: a CSV row's id is matched against the indexed paths, never opened or joined."""
+    names = eval_names(tiny_index)
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(b"not yours")
+    eval_dir = tiny_index.root / "images" / "eval"
+    (eval_dir / "000999_male_White_40_mask.jpg").symlink_to(outside)   # a link out: never indexed
+    index = index_dataset(tiny_index.root)
+    for sneaky in (f"images/eval/../eval/{names[0]}", f"../data/images/eval/{names[0]}",
+                   str(eval_dir / names[0]), f"images\\..\\..\\{names[0]}", "000999_male_White_40_mask.jpg",
+                   "images/eval/000999_male_White_40_mask.jpg", "/etc/passwd", "..", "."):
+        ids = names[1:] + [sneaky]
+        msg = bad_import(index, tmp_path, pd.DataFrame({"ImageID": ids, "ans": 0}), "match no image")
+        assert "line 5" in msg
+    assert outside.read_bytes() == b"not yours"
