@@ -9,12 +9,15 @@ A missing or unreadable source gives the path of a placeholder image instead of 
 gallery of 100 tiles must not fail because one file is truncated.
 
 `safe_data_path` refuses relative paths that escape the data root (`..`, absolute paths, symlinks
-pointing outside); the app serves images only through it.
+pointing outside); the app serves images only through it. `open_data_image` opens one image of the
+dataset through it for whatever needs the pixels (the sample detail, Grad-CAM): an image deleted,
+moved or replaced by something else since the index was made is `ImageUnavailable`, one line.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable, Iterable
@@ -52,6 +55,39 @@ def safe_data_path(data_root: str | Path, rel_path: str | os.PathLike) -> Path:
     if target != root and root not in target.parents:
         raise ValueError(f"path resolves outside the data folder: {text!r}")
     return target
+
+
+class ImageUnavailable(ValueError):
+    """A data image that cannot be opened now (deleted, moved, replaced by a folder, a FIFO or a
+    file that is not an image, or outside the data folder); the message is one line."""
+
+
+def open_data_image(data_root: str | Path, rel_path: str) -> Image.Image:
+    """The decoded image data_root/rel_path (PIL, fully loaded, file closed).
+
+    Raises ImageUnavailable with a one-line reason that says what to do (re-index) instead of
+    whatever PIL or the OS would raise; a FIFO is never opened (it would block).
+    """
+    try:
+        path = safe_data_path(data_root, rel_path)
+    except ValueError as err:
+        raise ImageUnavailable(f"refused to open {rel_path!r}: {err}") from None
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ImageUnavailable(f"{rel_path} was deleted or moved since the dataset was indexed; re-index it") from None
+    except OSError as err:
+        raise ImageUnavailable(f"{rel_path} cannot be read ({err.strerror or err})") from None
+    if not stat.S_ISREG(mode):
+        raise ImageUnavailable(f"{rel_path} is no longer an image file (replaced by a folder, FIFO or device "
+                               "since the dataset was indexed); re-index it")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ImageUnavailable(f"{rel_path} does not decode as an image ({type(err).__name__}: "
+                               f"{' '.join(str(err).split())[:120]}); was it replaced since indexing? re-index it") from None
 
 
 def _normalised_size(size) -> tuple[int, int]:
@@ -98,6 +134,8 @@ def _save_jpeg_atomic(img: Image.Image, path: Path) -> None:
 
 
 def _make_thumbnail(source: Path, target: Path, size: tuple[int, int]) -> None:
+    if not stat.S_ISREG(source.stat().st_mode):
+        raise OSError(f"not a regular file: {source}")  # a FIFO would block the open below
     with Image.open(source) as img:
         # JPEG: decode at a reduced DCT scale (>= size), several times faster than a full decode.
         img.draft("RGB", size)

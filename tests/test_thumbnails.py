@@ -135,3 +135,54 @@ def test_data_root_given_through_a_symlink_still_works(data, tmp_path):
     alias.symlink_to(data, target_is_directory=True)
     path = th.safe_data_path(alias, "images/train/000001_female_Asian_45/mask1.jpg")
     assert path.is_file()
+
+
+# ---- images deleted or replaced after indexing (issue #11) ------------------------------------
+
+def _in_thread(fn, timeout=20):
+    """fn() in a daemon thread; fails the test instead of hanging if it blocks (a FIFO opened)."""
+    import threading
+
+    out = {}
+
+    def call():
+        try:
+            out["value"] = fn()
+        except Exception as err:  # re-raised in the test's thread
+            out["error"] = err
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "blocked"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def test_open_data_image_reads_a_good_image(data):
+    img = th.open_data_image(data, "images/train/000001_female_Asian_45/normal.png")
+    assert img.size == (384, 512) and img.getpixel((5, 5))[:3] == (10, 200, 10)
+
+
+def test_images_gone_or_replaced_are_one_line_image_unavailable(data, tmp_path):
+    person = data / "images/train/000001_female_Asian_45"
+    (person / "gone.jpg").write_bytes(b"")
+    (person / "gone.jpg").unlink()
+    (person / "now_a_folder.jpg").mkdir()
+    os.mkfifo(person / "now_a_fifo.jpg")
+    (person / "now_text.jpg").write_text("I replaced the photo")
+    good = person / "mask1.jpg"
+    (person / "cut.jpg").write_bytes(good.read_bytes()[:300])
+    outside = _image(tmp_path / "elsewhere.jpg")
+    (person / "link_out.jpg").symlink_to(outside)
+    cases = {"gone.jpg": "deleted or moved", "now_a_folder.jpg": "no longer an image file",
+             "now_a_fifo.jpg": "no longer an image file", "now_text.jpg": "does not decode",
+             "cut.jpg": "does not decode", "link_out.jpg": "refused", "../../x.jpg": "refused"}
+    cache = tmp_path / "thumbs"
+    for name, says in cases.items():
+        rel = f"images/train/000001_female_Asian_45/{name}"
+        with pytest.raises(th.ImageUnavailable, match=says) as err:
+            _in_thread(lambda: th.open_data_image(data, rel))
+        assert "\n" not in str(err.value) and isinstance(err.value, ValueError)
+        assert _in_thread(lambda: th.ensure_thumbnail(data, rel, cache)) == th.placeholder_path(cache), name
