@@ -30,6 +30,19 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
+# Library errors that are one line meant for the user (bad input, refused folders). A command
+# that lets one through still exits 2 with that line, not a trace. By name: no heavy imports here.
+USER_ERRORS = (
+    "audit.dataset_index.DatasetNotFound", "audit.runs.NotARunError", "audit.runs.RunFolderRefused",
+    "audit.model.CheckpointError", "audit.prediction_import.PredictionImportError",
+    "audit.thumbnails.ImageUnavailable",
+)
+
+
+def _is_user_error(err: BaseException) -> bool:
+    return any(f"{cls.__module__}.{cls.__qualname__}" in USER_ERRORS for cls in type(err).__mro__)
+
+
 class TqdmProgress:
     """The library's `progress(done, total, message)` -> a tqdm bar on stderr; a new bar whenever
     the message changes (indexing reports several stages). `desc`: a fixed label instead of the
@@ -92,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             return int(module.run(args) or 0)
         except UsageError as err:
             print(f"error: {err}", file=sys.stderr)
+            return 2
+        except Exception as err:
+            if not _is_user_error(err):
+                raise
+            # a library's one-line refusal that the command did not catch: still no trace
+            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -71,3 +71,20 @@ def test_odd_run_meta_is_not_trusted_to_write_or_delete(tmp_path, capsys):
     capsys.readouterr()
     assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"] and (victim / "keep.txt").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "workspace") == ["runs", "victim"]
+
+
+def test_a_library_refusal_a_command_forgot_to_catch_is_still_one_line(monkeypatch, capsys):
+    from audit.commands import index as index_cmd
+
+    def refuse(args):
+        raise R.RunFolderRefused("/x is not a Mask Audit run\n(second line folded)")
+
+    monkeypatch.setattr(index_cmd, "run", refuse)
+    assert "error: /x is not a Mask Audit run (second line folded)" == _one_line_exit_2(capsys, ["index", "/x"])
+
+    def bug(args):
+        raise KeyError("a real bug")
+
+    monkeypatch.setattr(index_cmd, "run", bug)
+    with pytest.raises(KeyError):  # anything else is a bug and keeps its trace
+        cli_main(["index", "/x"])
