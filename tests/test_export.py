@@ -296,3 +296,12 @@ def test_cli_export_never_writes_over_someones_folder(seed_data, tmp_path, capsy
     (tmp_path / "empty").mkdir()
     assert cli_main(["export", str(seed_data), "--out", str(tmp_path / "empty")]) == 0
     assert cli_main(["export", str(seed_data), "--out", str(tmp_path / "empty")]) == 0
+
+
+def test_cli_export_with_a_reviews_file_that_is_not_a_store(seed_data, tmp_path, capsys):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_text("not sqlite")
+    assert cli_main(["export", str(seed_data), "--reviews", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a review store" in err and len(err.strip().splitlines()) == 1
+    assert bad.read_text() == "not sqlite" and not (tmp_path / "o").exists()

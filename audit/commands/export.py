@@ -76,7 +76,12 @@ def run(args) -> int:
         index = index_dataset(args.data, bins=bins)
     except ValueError as err:  # DatasetNotFound: not a dataset folder
         raise UsageError(str(err)) from None
-    store = ReviewStore(reviews)
+    import sqlite3
+
+    try:
+        store = ReviewStore(reviews)
+    except sqlite3.DatabaseError as err:  # e.g. "file is not a database"
+        raise UsageError(f"{reviews} is not a review store ({err}); give the workspace's reviews.sqlite") from None
     try:
         paths = export_all(store, index, args.out)
     except ValueError as err:
