@@ -248,8 +248,8 @@ def detect_layout(root) -> tuple[Path, str]:
                     found.append(entry.name)
     except OSError:
         pass
-    hint = f"; it holds a dataset in {', '.join(shown_path(n) for n in sorted(found)[:3])}/: pass that folder" if found else ""
-    raise DatasetNotFound(f"{shown_path(root)} is not a mask dataset: {EXPECTED_LAYOUTS}{hint}")
+    hint = f" (it holds one in {', '.join(shown_path(n) for n in sorted(found)[:3])}/: pass that folder)" if found else ""
+    raise DatasetNotFound(f"{shown_path(root)} is not a mask dataset{hint}: {EXPECTED_LAYOUTS}")
 
 
 class _Findings:

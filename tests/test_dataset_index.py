@@ -196,7 +196,7 @@ def test_a_dataset_elsewhere_inside_is_never_indexed_silently(tmp_path, sub):
     msg = str(err.value)
     assert "\n" not in msg and "in data/ or input/data/ under it" in msg
     if "/" not in sub:
-        assert f"it holds a dataset in {sub}/: pass that folder" in msg
+        assert f"(it holds one in {sub}/: pass that folder)" in msg
 
 
 def test_several_datasets_under_one_parent_are_named(tmp_path):
