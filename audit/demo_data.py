@@ -334,7 +334,7 @@ def prepare_output(out: Path, *, force: bool = False) -> None:
             if not force:
                 raise FileExistsError(f"{out} is not empty and holds no previous demo (demo.json); use --force to write into it")
             if clash:
-                raise FileExistsError(f"{out} already holds {', '.join(clash)} that is not a demo's; the demo never "
+                raise FileExistsError(f"{out} already holds {', '.join(clash)} (not a demo's); the demo never "
                                       "writes over them, even with --force: choose another folder")
     out.mkdir(parents=True, exist_ok=True)
 

@@ -322,7 +322,9 @@ class CheckpointError(ValueError):
 
 
 def _one_line(err: Exception, limit: int = 160) -> str:
+    """An exception's first sentence on one line (torch's unpickling errors run to paragraphs)."""
     text = " ".join(str(err).split()) or type(err).__name__
+    text = text.split(". ")[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
