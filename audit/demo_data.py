@@ -342,13 +342,16 @@ def prepare_output(out: Path, *, force: bool = False) -> None:
 def make_demo(out, *, people: int = 60, eval_images: int = 120, seed: int = 0, like=None,
               noise: NoiseRates = NoiseRates(), workers: int | None = None,
               progress: Callable[[int, int, str], None] | None = None,
-              like_limit: int | None = None, force: bool = False) -> DemoInfo:
+              like_limit: int | None = None, force: bool = False,
+              quality: "QualityDefects | None" = None) -> DemoInfo:
     """Draw the demo dataset into `out` (see the module docstring for the layout).
 
     people / eval_images: sizes (ignored with `like`). like: a folder with a real manifest's
     train.csv and info.csv whose names and labels are reproduced (`like_limit` keeps only the first
     N rows of each, for quick tests). workers: processes for drawing (default: all cores).
     progress(done, total, message) is called from this process as images are written.
+    quality: data-quality defects to plant (`QualityDefects`; default: the small default rates, or
+    none with `like`), recorded in quality_truth.csv.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -356,6 +359,8 @@ def make_demo(out, *, people: int = 60, eval_images: int = 120, seed: int = 0, l
         raise ValueError("people and eval_images must be >= 0")
     prepare_output(out, force=force)
     plan = _plan(people=people, eval_images=eval_images, seed=seed, like=like, like_limit=like_limit, noise=noise)
+    defects = quality if quality is not None else (QualityDefects() if like is None else NO_QUALITY_DEFECTS)
+    plan, plants = _plan_quality_defects(plan, defects, seed)
     per_person = [(p, _images_of(p)) for p in plan]
     images = [im for _, ims in per_person for im in ims]
     total = len(images)
@@ -366,6 +371,7 @@ def make_demo(out, *, people: int = 60, eval_images: int = 120, seed: int = 0, l
         "noise": asdict(noise), "noise_splits": {"gender": ["train", "eval"], "age": ["train", "eval"], "mask": ["train"]},
         "noise_bins": DEFAULT_BINS.to_dict(),
         "image_size": [face_drawing.WIDTH, face_drawing.HEIGHT],
+        "quality_defects": asdict(defects),
     }
     # Written first with complete=false so an interrupted build is recognised (and may be rebuilt).
     (out / "demo.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -401,6 +407,8 @@ def make_demo(out, *, people: int = 60, eval_images: int = 120, seed: int = 0, l
                 if progress:
                     progress(done, total, "drawing faces")
 
+    _write_quality_defects(out, plants, plan, seed)
+    _write_quality_truth(out / QUALITY_TRUTH_NAME, plants)
     truth_path = out / "truth.csv"
     _write_truth(truth_path, images)
     counts = _noise_counts(plan)
@@ -492,3 +500,214 @@ def contact_sheet(root, out_png, *, n: int = 36, columns: int = 6, seed: int = 0
         draw.text((x + 3, y + th + 13), ", ".join(notes) or source, fill="red" if notes else "gray")
     sheet.save(out_png)
     return sheet
+
+
+# -- planted data-quality defects (issue #15) -----------------------------------------------------
+#
+# Only a handful of files: eval images turned into copies of other pictures (their names then carry
+# the copied picture's labels, so truth.csv stays right), train photos replaced by a copy of another
+# slot of the same person (same labels), by a stranger's face, or darkened / blurred / blanked.
+# Counts stay as they were (no file is added or removed), and every other file keeps its bytes.
+
+QUALITY_TRUTH_NAME = "quality_truth.csv"
+QUALITY_TRUTH_COLUMNS = ("kind", "path", "related", "how")
+# Planted defect -> the finding kind(s) `audit.quality` must report for it.
+PLANTED_KINDS = {
+    "exact_copy": ("exact_duplicate",), "near_copy": ("near_duplicate",),
+    "exact_leak": ("exact_duplicate", "split_leak"), "near_leak": ("split_leak",),
+    "stranger": ("person_outlier",), "dark": ("dark",), "blur": ("blurry",), "blank": ("low_information",),
+}
+
+
+@dataclass(frozen=True)
+class QualityDefects:
+    """Rates of planted data-quality defects (counts are rounded, >= 1 when the rate is > 0).
+
+    Defaults are small: on the default demo (300 people + 400 eval = 2,500 images) about 20 files."""
+
+    exact_duplicate: float = 0.002  # of images: a byte copy of another picture (train: same person's slot; eval: another eval image)
+    near_duplicate: float = 0.002  # of images: an eval picture cropped 2%, brightened 4%, re-encoded as another eval image
+    split_leak: float = 0.01  # of eval images: a copy (exact or re-encoded, alternately) of a train photo
+    stranger: float = 0.01  # of train people: one wear photo replaced by a face of someone else
+    dark: float = 0.001  # of images: pixels darkened to 8%
+    blurry: float = 0.001  # of images: Gaussian blur, radius 9 px
+    blank: float = 0.001  # of images: one flat colour (the picture's mean)
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if not 0.0 <= value <= 0.5:
+                raise ValueError(f"quality defect rate {name} must be within [0, 0.5], got {value}")
+
+
+NO_QUALITY_DEFECTS = QualityDefects(**{k: 0.0 for k in asdict(QualityDefects())})
+
+
+@dataclass(frozen=True)
+class _Plant:
+    """One planted defect: `how` (a key of PLANTED_KINDS) applied to `target` (data-relative),
+    from `source` (the copied picture; "" for stranger / dark / blur / blank)."""
+
+    how: str
+    target: str
+    source: str = ""
+    stranger_key: str = ""
+
+
+def _eval_copy(target: _Person, source: _Person, mask_type: str) -> _Person:
+    """`target`'s eval slot, turned into a copy of `source`'s picture: its own id, the source's labels."""
+    return replace(source, pid=target.pid, split="eval", eval_mask_type=mask_type, swapped=False)
+
+
+def _plan_quality_defects(plan: list[_Person], rates: QualityDefects, seed: int) -> tuple[list[_Person], list[_Plant]]:
+    """Pick the files to spoil (own generator: the label-noise plan is unchanged). Eval entries that
+    become copies are replaced in the returned plan; train names never change."""
+    rng = _rng(seed, "quality")
+    plan = list(plan)
+    train = [i for i, p in enumerate(plan) if p.split == "train"]
+    evals = [i for i, p in enumerate(plan) if p.split == "eval"]
+    n_images = 7 * len(train) + len(evals)
+    rng.shuffle(train)
+    rng.shuffle(evals)
+    used_people: set[int] = set()  # train people already touched (one defect per person)
+    plants: list[_Plant] = []
+
+    def free_person(pred=lambda p: True):
+        for i in train:
+            if i not in used_people and pred(plan[i]):
+                used_people.add(i)
+                return i
+        return None
+
+    def free_eval(pred=lambda p: True):
+        for i in evals:
+            if pred(plan[i]):
+                evals.remove(i)
+                return i
+        return None
+
+    def slot(person: _Person, stem: str) -> str:
+        return f"images/train/{person.key}/{stem}.{person.ext}"
+
+    for kind, how in (("exact_duplicate", "exact_copy"), ("near_duplicate", "near_copy")):
+        for j in range(_noise_count(getattr(rates, kind), n_images)):
+            # Exact copies alternate: train (one wear slot over another of the same person) and eval.
+            # Near copies are eval only: a person's train photos are one source photo with masks
+            # pasted on, alike by construction, so a near copy inside a folder is not a finding.
+            if how == "exact_copy" and j % 2 == 0:
+                i = free_person()
+                if i is not None:
+                    p = plan[i]
+                    plants.append(_Plant(how, slot(p, "mask2"), slot(p, "mask1")))
+                continue
+            src = free_eval()
+            dst = free_eval(lambda p, s=plan[src].source if src is not None else "": p.source == s)
+            if src is None or dst is None:
+                continue
+            source = plan[src]
+            plan[dst] = _eval_copy(plan[dst], source, source.eval_mask_type)
+            plants.append(_Plant(how, _images_of(plan[dst])[0].path, _images_of(source)[0].path))
+    for j in range(_noise_count(rates.split_leak, len(evals))):
+        i = free_person(lambda p: any(plan[e].source == p.source for e in evals))
+        if i is None:
+            break
+        person = plan[i]
+        dst = free_eval(lambda p: p.source == person.source)
+        plan[dst] = _eval_copy(plan[dst], person, "mask")
+        stem = f"mask{1 + int(rng.integers(5))}"
+        plants.append(_Plant("exact_leak" if j % 2 == 0 else "near_leak", _images_of(plan[dst])[0].path, slot(person, stem)))
+    for j in range(_noise_count(rates.stranger, len(train))):
+        i = free_person()
+        if i is None:
+            break
+        plants.append(_Plant("stranger", slot(plan[i], f"mask{1 + int(rng.integers(5))}"), stranger_key=f"stranger/{j}"))
+    for how, rate in (("dark", rates.dark), ("blur", rates.blurry), ("blank", rates.blank)):
+        for _ in range(_noise_count(rate, n_images)):
+            if evals and rng.random() < len(evals) / max(1, n_images):
+                plants.append(_Plant(how, _images_of(plan[free_eval()])[0].path))
+                continue
+            i = free_person()
+            if i is not None:
+                plants.append(_Plant(how, slot(plan[i], TRAIN_MASK_STEMS[int(rng.integers(len(TRAIN_MASK_STEMS)))])))
+    return plan, plants
+
+
+TRAIN_MASK_STEMS = tuple(TRAIN_MASK_TYPES)
+
+
+def _save_like(picture, path: str, *, jpeg_quality: int = JPEG_QUALITY) -> None:
+    if path.lower().endswith(".png"):
+        picture.save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    else:
+        picture.save(path, format="JPEG", quality=jpeg_quality)
+
+
+def _near_copy(picture):
+    """The same picture, slightly cropped (2% a side), resized back, 4% brighter: a re-upload."""
+    from PIL import ImageEnhance
+
+    w, h = picture.size
+    dx, dy = int(w * 0.02), int(h * 0.02)
+    cropped = picture.crop((dx, dy, w - dx, h - dy)).resize((w, h))
+    return ImageEnhance.Brightness(cropped).enhance(1.04)
+
+
+def _write_quality_defects(root: Path, plants: list[_Plant], plan: list[_Person], seed: int) -> None:
+    """Apply the planted defects to the drawn files (in plan order: sources are never targets)."""
+    from PIL import Image, ImageFilter
+
+    by_key = {p.key: p for p in plan if p.split == "train"}
+    for plant in plants:
+        dst = root / plant.target
+        if plant.how in ("exact_copy", "exact_leak"):
+            shutil.copyfile(root / plant.source, dst)
+            continue
+        if plant.how in ("near_copy", "near_leak"):
+            with Image.open(root / plant.source) as im:
+                _save_like(_near_copy(im.convert("RGB")), str(dst), jpeg_quality=80)
+            continue
+        if plant.how == "stranger":
+            owner = by_key[plant.target.split("/")[2]]
+            rng = _rng(seed, plant.stranger_key)
+            look = face_drawing.sample_look(
+                rng, gender=int(rng.integers(2)), age=_sample_age(rng, TRAIN_AGE_BRACKETS),
+                race=list(TRAIN_RACE_P)[int(rng.integers(len(TRAIN_RACE_P)))], source=owner.source)
+            shot = face_drawing.sample_shot(_rng(seed, "shot/" + plant.target), mask=0, split="train")
+            _save_like(face_drawing.draw_face(look, shot), str(dst))
+            continue
+        with Image.open(dst) as im:
+            picture = im.convert("RGB")
+        if plant.how == "dark":
+            picture = picture.point(lambda v: int(v * 0.08))
+        elif plant.how == "blur":
+            picture = picture.filter(ImageFilter.GaussianBlur(9))
+        else:  # blank
+            mean = tuple(int(c) for c in np.asarray(picture).reshape(-1, 3).mean(axis=0))
+            picture = Image.new("RGB", picture.size, mean)
+        _save_like(picture, str(dst))
+
+
+def _write_quality_truth(path: Path, plants: list[_Plant]) -> None:
+    """quality_truth.csv: one row per (planted defect, finding kind it must raise): kind, path (the
+    spoiled file), related (';'-joined: the picture it copies), how (the planting)."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(QUALITY_TRUTH_COLUMNS)
+        for plant in plants:
+            for kind in PLANTED_KINDS[plant.how]:
+                w.writerow([kind, plant.target, plant.source, plant.how])
+
+
+def read_quality_truth(root):
+    """A demo's quality_truth.csv (the file or the demo folder) -> DataFrame (QUALITY_TRUTH_COLUMNS;
+    `related` as a list of paths). Empty frame when the demo planted nothing or predates planting."""
+    import pandas as pd
+
+    path = Path(root)
+    path = path / QUALITY_TRUTH_NAME if path.is_dir() else path
+    if not path.is_file():
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in QUALITY_TRUTH_COLUMNS})
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df["related"] = [[p for p in r.split(";") if p] for r in df["related"]]
+    return df

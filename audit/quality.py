@@ -1,0 +1,720 @@
+"""Data quality beyond file names: duplicates, split leaks, a stranger among a person's photos, and
+images no one can label.
+
+Arrays and frames in, frames out; `quality_report` adds the workspace cache. Every file is read
+and decoded once (`image_signals`, on threads: Pillow and numpy release the GIL); what the checks
+need is kept per image (hashes, image properties), so the findings can be recomputed from it
+without decoding again.
+
+Findings: a DataFrame with columns `FINDING_COLUMNS` = kind, path, detail, related (list of
+data-relative paths), score (float, higher = worse / more certain). Kinds (`QUALITY_KINDS`):
+
+    exact_duplicate   files with the same bytes (sha256) or the same decoded pixels (a PNG saved
+                      again, a JPEG with other metadata). One finding per group: `path` = its first
+                      member in index order, `related` = the others; score 1.
+    near_duplicate    the same picture re-encoded, resized, slightly cropped or recoloured, within
+                      a split (across splits it is a split_leak):
+                      perceptual hashes (imagehash pHash, 64 bits) at most `near_duplicate_bits`
+                      apart and a 256-bit dHash at most `near_duplicate_dhash_bits` apart, joined
+                      into groups (an exact group counts as one picture). The lookup is bucketed:
+                      the 64 pHash bits are cut into `bits + 1` bands and only pictures that share
+                      a band exactly are compared (pigeonhole: two hashes within `bits` share at
+                      least one band), so cost grows with N times the bucket sizes, not N^2.
+                      A train person's photos are one source photo with masks pasted on, so near
+                      pairs inside one person folder do not count (exact ones do); blank pictures
+                      are left out. score = 1 - (largest pHash distance in the group) / 64.
+    split_leak        a duplicate group (exact or near) with members in train and eval: the model
+                      is scored on a picture it trained on. `path` = the group's first eval member,
+                      `related` = the others (train ones first). score 1 (exact) or the near score.
+    person_outlier    a photo in a train person's folder that is not the same face as the other
+                      photos: its embedding (a run's, mask-state mean removed, since 5 of 7 photos
+                      wear a mask) lies far from the median of the person's other photos. score = a
+                      robust z (how many spreads past the typical distance of a person's own
+                      photos, per mask state); flagged at `outlier_z`. related = the person's
+                      other photos.
+    person_mixed      a train person whose photos do not form one face at all (the median photo is
+                      already an outlier, `mixed_z`): `path` = the person folder, related = the
+                      photos. Such a person gets no person_outlier findings.
+    dark, light, blurry, low_information, grayscale, odd_size, odd_aspect_ratio
+                      cleanvision's image properties (`cleanvision.issue_managers.image_property`:
+                      the same `calculate` / `get_scores` / `mark_issue` that `Imagelab.find_issues`
+                      runs, driven here so that each file is decoded once and no process is forked;
+                      Imagelab's own pool forks). Thresholds (`QualityConfig`) are set for 384x512
+                      face photos and checked on the demo, whose eval set has five extra mask
+                      styles (pink, beige, patterned, valve, gaiter): none of the clean demo images
+                      is flagged. score = 1 - cleanvision's score (cleanvision: low = worse).
+                      grayscale: cleanvision flags mode "L" files; an RGB file whose three channels
+                      are equal is handed over as "L" too (it is a grey picture to a model).
+                      Brightness, entropy and blur are measured on the picture reduced 4x per side
+                      (percentiles hardly change; a sixteenth of the pixels). blurry: cleanvision's
+                      edge measure at that size without the 1-px border (see `_blurriness`) and
+                      without its histogram-spread term. A low_information picture gets no other
+                      property finding, a dark one is not also blurry or grayscale.
+
+Files that do not decode are skipped and listed with the index's own kinds (`unreadable_image`,
+`truncated_image`, see `audit.dataset_index`).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+QUALITY_KINDS = (
+    "exact_duplicate", "near_duplicate", "split_leak", "person_outlier", "person_mixed",
+    "dark", "light", "blurry", "low_information", "grayscale", "odd_size", "odd_aspect_ratio",
+)
+GROUP_KINDS = ("exact_duplicate", "near_duplicate", "split_leak")  # path + related are one group
+PROPERTY_KINDS = ("dark", "light", "blurry", "low_information", "grayscale", "odd_size", "odd_aspect_ratio")
+SKIPPED_KINDS = ("unreadable_image", "truncated_image")  # the index's kinds for files that do not decode
+FINDING_COLUMNS = ("kind", "path", "detail", "related", "score")
+KIND_TITLES = {
+    "exact_duplicate": "Exact duplicates", "near_duplicate": "Near duplicates", "split_leak": "Split leaks",
+    "person_outlier": "Stranger in a person's folder", "person_mixed": "Person of mixed faces",
+    "dark": "Dark", "light": "Light", "blurry": "Blurry", "low_information": "Low information (blank)",
+    "grayscale": "Grayscale", "odd_size": "Odd size", "odd_aspect_ratio": "Odd aspect ratio",
+    "unreadable_image": "Unreadable", "truncated_image": "Truncated",
+}
+KIND_EXPLANATIONS = {
+    "exact_duplicate": "the same bytes or the same decoded pixels in two or more files",
+    "near_duplicate": "the same picture re-encoded, resized, slightly cropped or recoloured (perceptual hash)",
+    "split_leak": "the same picture in train and eval: eval scores a picture the model trained on",
+    "person_outlier": "a photo whose face differs from the person's other photos (embedding distance)",
+    "person_mixed": "a person whose photos do not form one face at all",
+    "dark": "too dark to label (cleanvision)", "light": "washed out (cleanvision)",
+    "blurry": "too blurred to label (cleanvision)", "low_information": "nearly blank (cleanvision entropy)",
+    "grayscale": "no colour (cleanvision)", "odd_size": "size unlike the others (cleanvision)",
+    "odd_aspect_ratio": "shape unlike a portrait photo (cleanvision)",
+    "unreadable_image": "the file does not decode: skipped", "truncated_image": "the file ends early: skipped",
+}
+SIGNALS_NAME = "signals.parquet"
+SIGNALS_VERSION = 2
+# Images per thread task (a task per image costs more than the work on small files).
+_CHUNK = 32
+_PROGRESS_EVERY = 200
+# cleanvision's raw measurements kept per image (see image_signals).
+_RAW_COLUMNS = ("brightness_perc_99", "brightness_perc_5", "entropy", "blurriness",
+                "blurriness_grayscale_std", "color_space", "size", "aspect_ratio")
+
+_DHASH_COLUMNS = ("dhash0", "dhash1", "dhash2", "dhash3")
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds. cleanvision's defaults are for general photo collections; these are set for
+    384x512 face photos on a plain background (checked on the demo: no clean image flagged)."""
+
+    near_duplicate_bits: int = 6  # candidates: pHash (64 bits) at most this far apart ...
+    near_duplicate_dhash_bits: int = 40  # ... and confirmed by a 256-bit dHash at most this far apart
+    dark_threshold: float = 0.25  # 99th-percentile brightness below this (cleanvision default 0.32)
+    light_threshold: float = 0.05  # 1 - 5th-percentile brightness below this (cleanvision default)
+    blurry_threshold: float = 0.075  # cleanvision blur score below this: edge strength < 7.8 (default 0.29)
+    blurry_normalizing_factor: float = 0.01  # cleanvision default
+    # cleanvision adds a histogram-spread term so that dark or flat pictures are not called blurry;
+    # on faces against a plain background it lifts blurred pictures too, so it is off, and a dark or
+    # low_information picture is reported as that only (see find_quality_issues).
+    blurry_color_threshold: float = 1.0
+    low_information_threshold: float = 0.35  # entropy * 0.1 below this: < 3.5 bits (default 0.3)
+    low_information_normalizing_factor: float = 0.1
+    odd_aspect_ratio_threshold: float = 0.6  # min(w/h, h/w) below this; 384x512 is 0.75 (default 0.35)
+    odd_size_iqr_factor: float = 3.0  # cleanvision default (all 384x512: any other size is odd)
+    gray_channel_tolerance: int = 2  # an RGB image whose channels differ by at most this is grey
+    outlier_z: float = 4.0  # person_outlier: robust z of the photo's distance to the person's other photos
+    mixed_z: float = 2.5  # person_mixed: the person's median photo z at least this
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def cleanvision_params(self) -> dict:
+        """issue type -> cleanvision params (what `Imagelab.find_issues(issue_types=...)` takes)."""
+        return {
+            "dark": {"threshold": self.dark_threshold},
+            "light": {"threshold": self.light_threshold},
+            "blurry": {"threshold": self.blurry_threshold, "normalizing_factor": self.blurry_normalizing_factor,
+                       "color_threshold": self.blurry_color_threshold},
+            "low_information": {"threshold": self.low_information_threshold,
+                                "normalizing_factor": self.low_information_normalizing_factor},
+            "grayscale": {},
+            "odd_size": {"iqr_factor": self.odd_size_iqr_factor},
+            "odd_aspect_ratio": {"threshold": self.odd_aspect_ratio_threshold},
+        }
+
+
+class RunFromOtherData(ValueError):
+    """The run was made on another dataset (fingerprints differ); one-line message."""
+
+
+@dataclass(frozen=True, eq=False)
+class QualityReport:
+    """What `quality_report` found: `images` checked (decodable + skipped), `findings` (FINDING_COLUMNS),
+    `embeddings_from` (where person checks got embeddings, or why they were skipped), timings."""
+
+    images: int
+    findings: pd.DataFrame
+    embeddings_from: str
+    seconds: dict = field(default_factory=dict)
+    reused: bool = False
+
+    def to_json_dict(self) -> dict:
+        """What `python -m audit quality --json` prints."""
+        return {"images": int(self.images), "findings": findings_records(self.findings)}
+
+
+def findings_records(findings: pd.DataFrame) -> list[dict]:
+    return [{"kind": str(k), "path": str(p), "detail": str(d), "related": [str(x) for x in r],
+             "score": float(s)} for k, p, d, r, s in findings[list(FINDING_COLUMNS)].itertuples(index=False, name=None)]
+
+
+def empty_findings() -> pd.DataFrame:
+    return pd.DataFrame({"kind": pd.Series(dtype=str), "path": pd.Series(dtype=str), "detail": pd.Series(dtype=str),
+                         "related": pd.Series(dtype=object), "score": pd.Series(dtype="float64")})
+
+
+# -- per image: one read, one decode --------------------------------------------------------------
+
+def _properties():
+    from cleanvision.issue_managers.image_property import (
+        AspectRatioProperty, BlurrinessProperty, BrightnessProperty, ColorSpaceProperty, EntropyProperty,
+        SizeProperty,
+    )
+
+    return {
+        "dark": BrightnessProperty("dark"), "light": BrightnessProperty("light"),
+        "low_information": EntropyProperty(), "blurry": BlurrinessProperty(),
+        "grayscale": ColorSpaceProperty(), "odd_size": SizeProperty(), "odd_aspect_ratio": AspectRatioProperty(),
+    }
+
+
+def _pixel_digest(image) -> str:
+    return hashlib.blake2b(image.mode.encode() + repr(image.size).encode() + image.tobytes(), digest_size=16).hexdigest()
+
+
+def _one_image(path: str, tolerance: int, props) -> dict:
+    """Signals of one file: bytes hash, a hash of the 4x-reduced pixels (exact-pixel candidates),
+    pHash, size, cleanvision's raw measurements; or `error_kind` / `error` when it does not decode."""
+    import imagehash
+    from PIL import Image, ImageFile
+
+    out = {"error_kind": "", "error": ""}
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        out["bytes_sha"] = hashlib.sha256(data).hexdigest()
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format
+            im.load()
+            image = im if im.mode in ("RGB", "L") else im.convert("RGB")
+            mode = im.mode
+            if ImageFile.LOAD_TRUNCATED_IMAGES and fmt == "JPEG" and b"\xff\xd9" not in data[-1024:]:
+                raise OSError("image file is truncated (no JPEG end marker)")
+            small = image.reduce(4) if min(image.size) >= 64 else image.copy()
+    except Exception as err:  # whatever a broken file makes PIL raise, it is a finding
+        text = f"{type(err).__name__}: {err}"
+        out["error_kind"] = "truncated_image" if "truncated" in str(err).lower() else "unreadable_image"
+        out["error"] = text
+        return out
+    out["small_sha"] = _pixel_digest(small)
+    out["phash"] = int(str(imagehash.phash(small)), 16) - (1 << 63)  # as int64
+    dhash = int(str(imagehash.dhash(small, hash_size=16)), 16)
+    for k in range(4):  # 256 bits as four int64 words
+        out[f"dhash{k}"] = ((dhash >> (64 * k)) & ((1 << 64) - 1)) - (1 << 63)
+    out["width"], out["height"] = image.size
+    out["mode"] = mode
+    arr = np.asarray(small)
+    if arr.ndim == 3 and int(np.abs(arr.astype(np.int16) - arr[..., :1]).max()) <= tolerance:
+        small = small.convert("L")  # a grey picture stored as RGB
+    raw = {}
+    raw.update(props["dark"].calculate(small))
+    raw.update(props["low_information"].calculate(small))
+    raw.update(_blurriness(small))
+    raw.update(props["grayscale"].calculate(small if small.mode == "L" else image))
+    raw.update(props["odd_size"].calculate(image))
+    raw.update(props["odd_aspect_ratio"].calculate(image))
+    for col in _RAW_COLUMNS:
+        out[col] = raw[col]
+    return out
+
+
+def _blurriness(small) -> dict:
+    """cleanvision's blur measure (the spread of `get_edges`, 3x3 FIND_EDGES) on the 4x-reduced
+    picture, leaving out the 1-px border: Pillow's 3x3 filters copy border pixels unfiltered, and
+    that ring of raw values outweighed every edge inside (a Gaussian blur of radius 9 px moved the
+    measure by less than the spread between clean faces)."""
+    from cleanvision.issue_managers.image_property import calc_std_grayscale, get_edges
+    from PIL import ImageStat
+
+    gray = small.convert("L")
+    edges = get_edges(gray)
+    inner = edges.crop((1, 1, edges.width - 1, edges.height - 1)) if min(edges.size) > 2 else edges
+    return {"blurriness": float(np.sqrt(ImageStat.Stat(inner).var[0])),
+            "blurriness_grayscale_std": float(calc_std_grayscale(gray))}
+
+
+def _chunk_signals(root: str, paths: list[str], tolerance: int) -> list[dict]:
+    props = _properties()
+    return [_one_image(os.path.join(root, p), tolerance, props) for p in paths]
+
+
+def image_signals(root, paths: list[str], *, config: QualityConfig = QualityConfig(), workers: int | None = None,
+                  progress: Progress | None = None) -> pd.DataFrame:
+    """Read and decode every file once -> one row per path (input order): path, error_kind, error,
+    bytes_sha, small_sha, phash (int64: the 64-bit pHash minus 2^63), width, height, mode and
+    cleanvision's raw columns. Threads (Pillow and numpy release the GIL; nothing to pickle or spawn)."""
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    rows: list[dict] = []
+    total, done = len(paths), 0
+    if progress:
+        progress(0, total, "checking image quality")
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(_chunk_signals, [str(root)] * len(chunks), chunks,
+                               [config.gray_channel_tolerance] * len(chunks)):
+            rows.extend(result)
+            before, done = done, done + len(result)
+            if progress and (done // _PROGRESS_EVERY != before // _PROGRESS_EVERY or done == total):
+                progress(done, total, "checking image quality")
+    frame = pd.DataFrame(rows, columns=["error_kind", "error", "bytes_sha", "small_sha", "phash", *_DHASH_COLUMNS,
+                                        "width", "height", "mode", *_RAW_COLUMNS])
+    frame.insert(0, "path", list(paths))
+    frame["error_kind"] = frame["error_kind"].fillna("")
+    frame["error"] = frame["error"].fillna("")
+    return frame
+
+
+# -- duplicates -----------------------------------------------------------------------------------
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def groups(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for i in range(len(self.parent)):
+            out.setdefault(self.find(i), []).append(i)
+        return out
+
+
+def _union_equal(uf: _UnionFind, keys) -> None:
+    """Join items with equal keys (None / "" / NaN never join)."""
+    first: dict = {}
+    for i, key in enumerate(keys):
+        if key is None or key == "" or (isinstance(key, float) and np.isnan(key)):
+            continue
+        j = first.setdefault(key, i)
+        if j != i:
+            uf.union(j, i)
+
+
+def _popcount64(x: np.ndarray) -> np.ndarray:
+    x = x.view(np.uint64)
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+
+def near_pairs(hashes: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i, j, distance) of 64-bit hashes (int64 or uint64, (N,)) within `max_bits` Hamming
+    distance, i < j, without comparing all pairs: the bits are cut into max_bits + 1 bands and only
+    hashes sharing a band value are compared (vectorised per bucket)."""
+    h = np.ascontiguousarray(hashes).view(np.uint64)
+    n = len(h)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    bands = max_bits + 1
+    edges = np.linspace(0, 64, bands + 1).astype(int)
+    found_i, found_j = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        width = int(hi - lo)
+        if width == 0:
+            continue
+        band = (h >> np.uint64(lo)) & np.uint64((1 << width) - 1)
+        order = np.argsort(band, kind="stable")
+        sorted_band = band[order]
+        starts = np.flatnonzero(np.r_[True, sorted_band[1:] != sorted_band[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+            members = order[start:start + size]
+            a, b = np.triu_indices(size, k=1)
+            found_i.append(members[a])
+            found_j.append(members[b])
+    if not found_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i = np.concatenate(found_i)
+    j = np.concatenate(found_j)
+    lo_ij, hi_ij = np.minimum(i, j), np.maximum(i, j)
+    pairs = np.unique(np.stack([lo_ij, hi_ij], axis=1), axis=0)
+    dist = _popcount64(h[pairs[:, 0]] ^ h[pairs[:, 1]])
+    keep = dist <= max_bits
+    return pairs[keep, 0].astype(np.int64), pairs[keep, 1].astype(np.int64), dist[keep].astype(np.int64)
+
+
+def _pixel_hashes_of_candidates(root, signals: pd.DataFrame) -> list:
+    """Full decoded-pixel digests, only for files whose reduced pixels equal another file's while
+    their bytes differ (the only ones that can be pixel-equal and not byte-equal)."""
+    from PIL import Image
+
+    out: list = [None] * len(signals)
+    groups = signals.groupby("small_sha", sort=False).indices
+    for _key, idx in groups.items():
+        if len(idx) < 2 or signals["bytes_sha"].iloc[idx].nunique() < 2:
+            continue
+        for i in idx:
+            with Image.open(Path(root) / signals["path"].iloc[i]) as im:
+                out[i] = _pixel_digest(im.convert("RGB"))
+    return out
+
+
+def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bits: int, max_dhash_bits: int = 40,
+                       blank=None) -> pd.DataFrame:
+    """exact_duplicate, near_duplicate and split_leak findings from decodable rows of `signals`
+    (index order), `split` aligned with them. `blank`: bool per row, pictures with nothing on them
+    (low_information), left out of the near-duplicate search (all blanks look alike)."""
+    n = len(signals)
+    paths = signals["path"].tolist()
+    splits = split.tolist()
+    exact = _UnionFind(n)
+    _union_equal(exact, signals["bytes_sha"].tolist())
+    same_bytes_groups = {k: len(v) for k, v in exact.groups().items()}
+    _union_equal(exact, _pixel_hashes_of_candidates(root, signals))
+    exact_of = np.array([exact.find(i) for i in range(n)])
+    rows = []
+    exact_groups = {k: v for k, v in exact.groups().items() if len(v) > 1}
+    for root_i, members in exact_groups.items():
+        how = "the same bytes" if same_bytes_groups.get(root_i, 1) == len(members) else "the same decoded pixels"
+        rows.append(("exact_duplicate", paths[members[0]], f"{len(members)} files with {how}",
+                     [paths[m] for m in members[1:]], 1.0))
+    # Near duplicates among one representative per exact group.
+    reps = np.unique(exact_of)
+    if blank is not None:
+        reps = reps[~np.asarray(blank, dtype=bool)[reps]]
+    phash = signals["phash"].to_numpy(dtype=np.int64)[reps]
+    i, j, dist = near_pairs(phash, max_bits)
+    # Faces on a plain background share their coarse layout, so a 64-bit pHash pairs strangers
+    # (on the demo 158 of 3.1 M pairs within 4 bits); a 256-bit dHash confirms (planted re-encodes:
+    # 10-27 bits apart, strangers 57 and more).
+    dh = signals[list(_DHASH_COLUMNS)].to_numpy(dtype=np.int64)[reps]
+    if len(i):
+        d256 = sum(_popcount64(dh[i, k] ^ dh[j, k]) for k in range(4))
+        ok = d256 <= max_dhash_bits
+        i, j, dist = i[ok], j[ok], dist[ok]
+    # A train person's photos are one source photo with different masks pasted on: alike by
+    # construction, so near pairs inside one person folder are not duplicates (exact ones are).
+    folder = np.array([p.rsplit("/", 1)[0] if s == "train" else p for p, s in zip(paths, splits)], dtype=object)
+    other = folder[reps[i]] != folder[reps[j]]
+    i, j, dist = i[other], j[other], dist[other]
+    # near_duplicate: within a split; split_leak: any exact or near group spanning both splits.
+    rep_split = np.array(splits, dtype=object)[reps]
+    same_split = rep_split[i] == rep_split[j]
+    for kind, keep in (("near_duplicate", same_split), ("split_leak", np.ones(len(i), dtype=bool))):
+        near = _UnionFind(n)
+        for a in range(n):
+            near.union(a, int(exact_of[a]))
+        for a, b in zip(reps[i[keep]], reps[j[keep]]):
+            near.union(int(a), int(b))
+        worst: dict[int, int] = {}
+        for a, d in zip(reps[i[keep]], dist[keep]):
+            r = near.find(int(a))
+            worst[r] = max(worst.get(r, 0), int(d))
+        for root_i, members in near.groups().items():
+            if len(members) < 2:
+                continue
+            pictures = len({int(exact_of[m]) for m in members})
+            score = 1.0 - worst.get(root_i, 0) / 64.0
+            if kind == "near_duplicate":
+                if pictures > 1:
+                    rows.append((kind, paths[members[0]],
+                                 f"{len(members)} files of one picture (perceptual hashes within {worst.get(root_i, 0)} of 64 bits)",
+                                 [paths[m] for m in members[1:]], score))
+                continue
+            in_eval = [m for m in members if splits[m] == "eval"]
+            in_train = [m for m in members if splits[m] == "train"]
+            if in_eval and in_train:
+                how = "the same bytes or pixels" if pictures == 1 else "a near-identical picture"
+                rows.append((kind, paths[in_eval[0]],
+                             f"{how} in train ({paths[in_train[0]]}) and eval: {len(in_train)} train, {len(in_eval)} eval",
+                             [paths[m] for m in in_train + in_eval[1:]], 1.0 if pictures == 1 else score))
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+# -- image properties (cleanvision) ---------------------------------------------------------------
+
+def property_findings(signals: pd.DataFrame, config: QualityConfig = QualityConfig()) -> pd.DataFrame:
+    """dark, light, blurry, low_information, grayscale, odd_size, odd_aspect_ratio findings from the
+    raw measurements of decodable rows, scored and marked by cleanvision's own ImageProperty code."""
+    if not len(signals):
+        return pd.DataFrame(columns=list(FINDING_COLUMNS))
+    from cleanvision.utils.utils import get_is_issue_colname, get_score_colname
+
+    props = _properties()
+    raw = signals.set_index("path")[list(_RAW_COLUMNS)]
+    raw = raw.astype({c: "float64" for c in _RAW_COLUMNS if c != "color_space"})
+    rows = []
+    for kind, params in config.cleanvision_params().items():
+        prop = props[kind]
+        # As cleanvision's ImagePropertyIssueManager.update_issues does it.
+        scores = prop.get_scores(raw_scores=raw, issue_type=kind, **params)
+        marked = prop.mark_issue(scores=scores, issue_type=kind, threshold=params.get("threshold"))
+        flagged = marked[get_is_issue_colname(kind)].to_numpy(dtype=bool)
+        values = scores[get_score_colname(kind)].to_numpy(dtype=np.float64)
+        for path, value, rec in zip(raw.index[flagged], values[flagged], raw[flagged].itertuples(index=False)):
+            rows.append((kind, path, _property_detail(kind, rec, value, config), [], float(1.0 - value)))
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+def _property_detail(kind: str, rec, score: float, config: QualityConfig) -> str:
+    if kind == "dark":
+        return f"99th-percentile brightness {rec.brightness_perc_99:.2f} (< {config.dark_threshold})"
+    if kind == "light":
+        return f"5th-percentile brightness {rec.brightness_perc_5:.2f} (> {1 - config.light_threshold:.2f})"
+    if kind == "blurry":
+        return f"edge strength {rec.blurriness:.1f}, cleanvision blur score {score:.2f} (< {config.blurry_threshold})"
+    if kind == "low_information":
+        return f"entropy {rec.entropy:.2f} bits (< {config.low_information_threshold / config.low_information_normalizing_factor:.1f})"
+    if kind == "grayscale":
+        return "no colour: one channel (or three equal ones)"
+    if kind == "odd_size":
+        return f"{rec.size:.0f} px on the side of a square of its area; most images differ"
+    return f"aspect ratio {rec.aspect_ratio:.2f} (< {config.odd_aspect_ratio_threshold})"
+
+
+# -- a person's photos (embeddings) ---------------------------------------------------------------
+
+def person_findings(images: pd.DataFrame, embeddings: np.ndarray, config: QualityConfig = QualityConfig(),
+                    *, shown_mask=None) -> pd.DataFrame:
+    """person_outlier and person_mixed findings from embeddings (N, D) row-aligned with `images`
+    (index columns path, split, person, mask). Train people with at least 4 photos are judged.
+    `shown_mask` (N,): the mask state each photo shows (a run's prediction), used instead of the
+    given `mask` to remove each state's mean, so a swapped normal / incorrect_mask pair is not
+    mistaken for strangers."""
+    rows = []
+    if embeddings is None or not len(images):
+        return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+    emb = np.asarray(embeddings, dtype=np.float32)
+    mask = images["mask"].to_numpy() if shown_mask is None else np.asarray(shown_mask)
+    # Remove each mask state's mean: otherwise the normal and incorrect_mask photos are a person's
+    # "outliers" by their mask alone.
+    resid = emb.copy()
+    for m in np.unique(mask):
+        resid[mask == m] -= emb[mask == m].mean(axis=0)
+    train = np.flatnonzero(images["split"].to_numpy() == "train")
+    persons = images["person"].to_numpy()[train]
+    order = np.argsort(persons, kind="stable")
+    train, persons = train[order], persons[order]
+    starts = np.flatnonzero(np.r_[True, persons[1:] != persons[:-1]])
+    ends = np.r_[starts[1:], len(persons)]
+    dist = np.full(len(images), np.nan)
+    groups = []
+    for s, e in zip(starts, ends):
+        idx = train[s:e]
+        if len(idx) < 4:
+            continue
+        x = resid[idx]
+        # The median of the person's other photos: one stranger among them does not move it.
+        others = np.stack([np.median(np.delete(x, k, axis=0), axis=0) for k in range(len(idx))])
+        dist[idx] = np.linalg.norm(x - others, axis=1)
+        groups.append(idx)
+    if not groups:
+        return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+    z = np.full(len(images), np.nan)
+    for m in np.unique(mask):
+        sel = (mask == m) & ~np.isnan(dist)
+        if sel.sum() < 3:
+            continue
+        med = np.median(dist[sel])
+        mad = np.median(np.abs(dist[sel] - med)) * 1.4826 or 1e-9
+        z[sel] = (dist[sel] - med) / mad
+    paths = images["path"].to_numpy()
+    for idx in groups:
+        zi = z[idx]
+        if np.all(np.isnan(zi)):
+            continue
+        median_z = float(np.nanmedian(zi))
+        if median_z >= config.mixed_z:
+            folder = paths[idx[0]].rsplit("/", 1)[0]
+            rows.append(("person_mixed", folder,
+                         f"the {len(idx)} photos do not form one face (median photo {median_z:.1f} spreads from its person)",
+                         [str(p) for p in paths[idx]], median_z))
+            continue
+        k = int(np.nanargmax(zi))
+        if zi[k] >= config.outlier_z:
+            rows.append(("person_outlier", str(paths[idx[k]]),
+                         f"not the face of the other {len(idx) - 1} photos ({zi[k]:.1f} spreads past a person's typical distance)",
+                         [str(p) for p in paths[np.delete(idx, k)]], float(zi[k])))
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+def run_embeddings_for(index, run) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The run's embeddings (N, D) and predicted mask states (N,) row-aligned with `index.images`
+    (NaN rows / the given mask where the run lacks an image); (None, None) without embeddings.
+    Raises RunFromOtherData for a run of other data."""
+    if run.meta.get("data_fingerprint") != index.fingerprint:
+        raise RunFromOtherData(f"the run {run.path} was made on other data than {index.root} "
+                               "(data fingerprints differ); predict this dataset into a run first")
+    emb = run.embeddings
+    if emb is None:
+        return None, None
+    preds = run.predictions
+    pos = pd.Series(np.arange(len(preds)), index=preds["path"].to_numpy())
+    where = pos.reindex(index.images["path"].to_numpy()).to_numpy()
+    out = np.full((len(index.images), emb.shape[1]), np.nan, dtype=np.float32)
+    ok = ~np.isnan(where)
+    rows = where[ok].astype(np.int64)
+    out[ok] = emb[rows].astype(np.float32)
+    shown = index.images["mask"].to_numpy().copy()
+    if "pred_mask" in preds.columns:
+        shown[ok] = preds["pred_mask"].to_numpy()[rows]
+    return out, shown
+
+
+# -- everything -----------------------------------------------------------------------------------
+
+def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, embeddings: np.ndarray | None = None,
+                        shown_mask=None, config: QualityConfig = QualityConfig()) -> pd.DataFrame:
+    """All findings for index rows `images` (path, split, person, mask), their `signals` (same order)
+    and optional embeddings (N, D) and shown mask states (N,) (a run's predictions) aligned with
+    them: FINDING_COLUMNS, ordered by kind then path."""
+    bad = signals["error_kind"].to_numpy() != ""
+    parts = [pd.DataFrame({"kind": signals.loc[bad, "error_kind"], "path": signals.loc[bad, "path"],
+                           "detail": signals.loc[bad, "error"], "related": [[] for _ in range(int(bad.sum()))],
+                           "score": 1.0})]
+    good = signals[~bad].reset_index(drop=True)
+    good_images = images[~bad].reset_index(drop=True)
+    props = property_findings(good, config)
+    blank = good["path"].isin(set(props.loc[props["kind"] == "low_information", "path"])).to_numpy()
+    parts.append(duplicate_findings(root, good, good_images["split"], max_bits=config.near_duplicate_bits,
+                                    max_dhash_bits=config.near_duplicate_dhash_bits, blank=blank))
+    # A blank picture is reported as low_information only, a dark one not also as blurry or grey:
+    # the weaker edges and colours follow from what it is.
+    blank_paths = set(props.loc[props["kind"] == "low_information", "path"])
+    dark_paths = set(props.loc[props["kind"] == "dark", "path"])
+    drop = (((props["kind"] != "low_information") & props["path"].isin(blank_paths))
+            | (props["kind"].isin(("blurry", "grayscale")) & props["path"].isin(dark_paths)))
+    parts.append(props[~drop])
+    if embeddings is not None:
+        emb = np.asarray(embeddings, dtype=np.float32)[~bad]
+        # Photos already found unusable (dark, blank, blurred...) are far from anyone in the
+        # embedding: judged by what they are, they stay out of the face comparison.
+        unusable = good["path"].isin(set(props["path"])).to_numpy()
+        have = ~np.isnan(emb).any(axis=1) & ~unusable
+        shown = None if shown_mask is None else np.asarray(shown_mask)[~bad][have]
+        parts.append(person_findings(good_images[have].reset_index(drop=True), emb[have], config, shown_mask=shown))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty_findings()
+    findings = pd.concat(parts, ignore_index=True)
+    order = {k: i for i, k in enumerate(SKIPPED_KINDS + QUALITY_KINDS)}
+    findings["_o"] = findings["kind"].map(order)
+    findings = findings.sort_values(["_o", "path"], kind="stable").drop(columns="_o").reset_index(drop=True)
+    findings["score"] = findings["score"].astype("float64")
+    return findings
+
+
+def quality_dir(fingerprint: str) -> Path:
+    from audit.workspace import workspace_dir
+
+    return workspace_dir() / "quality" / fingerprint[:24]
+
+
+def _run_key(run) -> str:
+    if run is None:
+        return "norun"
+    ident = f"{Path(run.path).resolve()}|{run.meta.get('checkpoint_sha256')}|{run.meta.get('created')}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:12]
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    from audit.file_io import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda fh: frame.to_parquet(fh, index=False))
+
+
+def load_signals(index, *, config: QualityConfig = QualityConfig(), workers: int | None = None,
+                 progress: Progress | None = None) -> tuple[pd.DataFrame, bool]:
+    """Signals of every indexed image, from the workspace cache when the data is unchanged
+    (same fingerprint and path list); else computed and cached. Returns (signals, reused)."""
+    path = quality_dir(index.fingerprint) / SIGNALS_NAME
+    paths = index.images["path"].tolist()
+    if path.is_file():
+        try:
+            cached = pd.read_parquet(path)
+            if cached["path"].tolist() == paths and (cached.attrs or {}).get("version", SIGNALS_VERSION) == SIGNALS_VERSION:
+                return cached, True
+        except Exception:  # a cut or foreign file: compute again
+            pass
+    signals = image_signals(index.root, paths, config=config, workers=workers, progress=progress)
+    _write_parquet(signals, path)
+    return signals, False
+
+
+def quality_report(index, *, run=None, config: QualityConfig = QualityConfig(), workers: int | None = None,
+                   progress: Progress | None = None, reuse: bool = True) -> QualityReport:
+    """Findings for a DatasetIndex (and a Run for the person checks), written into the workspace
+    (`quality_dir(fingerprint)`) and reused until the data, the run or the thresholds change.
+    Raises RunFromOtherData when the run belongs to other data."""
+    t0 = time.perf_counter()
+    embeddings, shown_mask = run_embeddings_for(index, run) if run is not None else (None, None)
+    if run is None:
+        source = "no run given: person checks (person_outlier, person_mixed) need a run's embeddings"
+    elif embeddings is None:
+        source = f"the run {Path(run.path).name} has no embeddings: person checks skipped"
+    else:
+        source = f"embeddings of the run {Path(run.path).name}"
+    target = quality_dir(index.fingerprint) / f"findings_{config.key()}_{_run_key(run)}.parquet"
+    if reuse and target.is_file():
+        try:
+            findings = pd.read_parquet(target)
+            findings["related"] = findings["related"].map(list)
+            return QualityReport(len(index.images), findings, source, {"total": time.perf_counter() - t0}, True)
+        except Exception:
+            pass
+    signals, _reused = load_signals(index, config=config, workers=workers, progress=progress)
+    t1 = time.perf_counter()
+    findings = find_quality_issues(index.root, index.images, signals, embeddings=embeddings, shown_mask=shown_mask,
+                                   config=config)
+    t2 = time.perf_counter()
+    _write_parquet(findings, target)
+    return QualityReport(len(index.images), findings, source,
+                         {"signals": t1 - t0, "checks": t2 - t1, "total": time.perf_counter() - t0}, False)
+
+
+def flagged_paths(findings: pd.DataFrame, kinds=None) -> set[str]:
+    """Image paths a finding names (path and related for group kinds; the photos for person_mixed)."""
+    out: set[str] = set()
+    for kind, path, related in findings[["kind", "path", "related"]].itertuples(index=False, name=None):
+        if kinds is not None and kind not in kinds:
+            continue
+        if kind != "person_mixed":
+            out.add(path)
+        if kind in GROUP_KINDS or kind == "person_mixed":
+            out.update(related)
+    return out
+
+
+def counts_by_kind(findings: pd.DataFrame) -> dict[str, int]:
+    """Findings per kind, in QUALITY_KINDS order (skipped files first), kinds with none left out."""
+    vc = findings["kind"].value_counts()
+    return {k: int(vc[k]) for k in SKIPPED_KINDS + QUALITY_KINDS if k in vc.index}

@@ -1,0 +1,220 @@
+"""Data-quality checks (audit/quality.py, `python -m audit quality`, `bench-quality`)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from audit.cli import main as cli_main
+from audit.dataset_index import index_dataset
+from audit.quality import (
+    FINDING_COLUMNS, GROUP_KINDS, QUALITY_KINDS, QualityConfig, RunFromOtherData, find_quality_issues,
+    flagged_paths, image_signals, near_pairs, person_findings, quality_report,
+)
+from fixtures_quality import SLOTS, identity_run, noise_picture, quality_tree
+
+
+def _findings(root):
+    index = index_dataset(root)
+    signals = image_signals(index.root, index.images["path"].tolist(), workers=2)
+    return index, find_quality_issues(index.root, index.images, signals)
+
+
+def test_each_image_kind_found_on_a_planted_tree_and_clean_images_not_flagged(tmp_path):
+    planted = quality_tree(tmp_path / "data")
+    index, findings = _findings(tmp_path / "data")
+    assert list(findings.columns) == list(FINDING_COLUMNS)
+    for kind, paths in planted.items():
+        rows = findings[findings["kind"] == kind]
+        assert len(rows) >= 1, f"{kind} not found:\n{findings[['kind', 'path', 'detail']]}"
+        if kind in GROUP_KINDS:
+            assert any(set(paths) <= {p, *r} for p, r in zip(rows["path"], rows["related"])), kind
+        else:
+            assert paths[0] in set(rows["path"]), kind
+    spoiled = {p for paths in planted.values() for p in paths}
+    assert flagged_paths(findings) <= spoiled, "a clean picture was flagged"
+    # the same pixels in other bytes are an exact duplicate, said so
+    exact = findings[findings["kind"] == "exact_duplicate"].iloc[0]
+    assert "decoded pixels" in exact["detail"]
+    # the odd aspect ratio is about shape, the small picture about size
+    assert planted["odd_size"][0] not in set(findings.loc[findings["kind"] == "odd_aspect_ratio", "path"])
+
+
+def test_demo_planted_defects_are_found_and_nothing_else(tiny_demo):
+    from audit.demo_data import read_quality_truth
+
+    truth = read_quality_truth(tiny_demo)
+    assert {"exact_duplicate", "near_duplicate", "split_leak", "person_outlier", "dark", "blurry",
+            "low_information"} <= set(truth["kind"])
+    _index, findings = _findings(tiny_demo)
+    for row in truth.itertuples(index=False):
+        if row.kind == "person_outlier":
+            continue  # needs embeddings: test_person_checks_*
+        rows = findings[findings["kind"] == row.kind]
+        if row.kind in GROUP_KINDS:
+            assert any({row.path, *row.related} <= {p, *r} for p, r in zip(rows["path"], rows["related"])), row
+        else:
+            assert row.path in set(rows["path"]), row
+    # every finding is about a planted file (a leak's group may add the source person's other photos)
+    spoiled = set(truth["path"]) | {p for r in truth["related"] for p in r}
+    folders = {p.rsplit("/", 1)[0] for p in spoiled if p.startswith("images/train/")}
+    for kind, path, related in findings[["kind", "path", "related"]].itertuples(index=False, name=None):
+        named = {path, *related}
+        assert named & spoiled or {p.rsplit("/", 1)[0] for p in named} & folders, (kind, path)
+    # eval's extra mask styles are not defects: no property finding on a clean eval picture
+    props = findings[~findings["kind"].isin(GROUP_KINDS)]
+    assert set(props["path"]) <= spoiled
+
+
+def test_thousands_of_identical_images_make_one_group(tmp_path):
+    root = tmp_path / "same"
+    ev = root / "images" / "eval"
+    ev.mkdir(parents=True)
+    (root / "images" / "train").mkdir()
+    src = ev / "ffhq-00000_male_White_30_mask.jpg"
+    noise_picture(np.random.default_rng(0), size=(48, 64)).save(src, quality=90)
+    for i in range(1, 2000):
+        shutil.copyfile(src, ev / f"ffhq-{i:05d}_male_White_30_mask.jpg")
+    _index, findings = _findings(root)
+    exact = findings[findings["kind"] == "exact_duplicate"]
+    assert len(exact) == 1 and len(exact.iloc[0]["related"]) == 1999
+    assert "near_duplicate" not in set(findings["kind"])
+
+
+def test_near_pairs_is_bucketed_and_matches_brute_force():
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**63, 3000, dtype=np.int64) * 2 + rng.integers(0, 2, 3000)
+    # plant near copies: flip up to 5 bits
+    for k in range(0, 40, 2):
+        flips = rng.choice(64, size=int(rng.integers(0, 6)), replace=False)
+        hashes[k + 1] = np.bitwise_xor(hashes[k].view(np.uint64), np.uint64(sum(1 << int(b) for b in flips))).view(np.int64)
+    i, j, d = near_pairs(hashes, 5)
+    got = set(zip(i.tolist(), j.tolist()))
+    h = hashes.view(np.uint64)
+    want = set()
+    for a in range(len(h)):
+        x = np.bitwise_xor(h[a], h[a + 1:])
+        dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+        want |= {(a, a + 1 + b) for b in np.flatnonzero(dist <= 5)}
+    assert got == want and len(want) >= 20
+    assert (d <= 5).all()
+
+
+def _people_frame(n_people=30, seed=0):
+    rows = []
+    for p in range(n_people):
+        for slot, mask in zip(SLOTS, (0, 0, 0, 0, 0, 1, 2)):
+            rows.append({"path": f"images/train/p{p:03d}/{slot}.png", "split": "train", "person": f"p{p:03d}",
+                         "mask": mask})
+    return pd.DataFrame(rows)
+
+
+def test_person_checks_find_the_stranger_and_the_mixed_person_only():
+    rng = np.random.default_rng(0)
+    images = _people_frame()
+    persons = images["person"].to_numpy()
+    vectors = {p: rng.normal(0, 1, 16) for p in np.unique(persons)}
+    masks = rng.normal(0, 3, (3, 16))
+    emb = np.stack([vectors[p] for p in persons]) + masks[images["mask"]] + rng.normal(0, 0.15, (len(images), 16))
+    stranger = 7 * 3 + 2
+    emb[stranger] = rng.normal(0, 1, 16) + masks[0]
+    mixed = images["person"].to_numpy() == "p010"
+    emb[mixed] = rng.normal(0, 1, (7, 16)) + masks[images["mask"].to_numpy()[mixed]]
+    found = person_findings(images, emb)
+    assert list(found["kind"]) == ["person_outlier", "person_mixed"]
+    assert found.iloc[0]["path"] == images["path"][stranger] and len(found.iloc[0]["related"]) == 6
+    assert found.iloc[1]["path"] == "images/train/p010" and len(found.iloc[1]["related"]) == 7
+
+
+def test_quality_report_uses_a_run_is_cached_and_refuses_other_data(tmp_path):
+    planted = quality_tree(tmp_path / "data", people=12)
+    index = index_dataset(tmp_path / "data")
+    stranger = "images/train/ffhq-00003_female_White_30/mask2.png"
+    from audit.runs import Run
+
+    run = Run.open(identity_run(index, tmp_path / "run", stranger=stranger))
+    report = quality_report(index, run=run)
+    assert not report.reused and "embeddings of the run" in report.embeddings_from
+    outliers = report.findings[report.findings["kind"] == "person_outlier"]
+    assert list(outliers["path"]) == [stranger]
+    again = quality_report(index, run=run)
+    assert again.reused and again.findings["path"].tolist() == report.findings["path"].tolist()
+    assert again.findings["related"].map(list).tolist() == report.findings["related"].map(list).tolist()
+    # a run of other data: refused
+    other = quality_tree(tmp_path / "other", people=2, seed=5)
+    assert other
+    with pytest.raises(RunFromOtherData):
+        quality_report(index_dataset(tmp_path / "other"), run=run)
+    assert planted
+
+
+def test_cli_quality_json_schema_and_bad_input(tmp_path, capsys):
+    quality_tree(tmp_path / "data")
+    assert cli_main(["quality", str(tmp_path / "data"), "--json", "--workers", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"images", "findings"} and out["images"] == 4 * 7 + 6 + 11
+    assert out["findings"] and all(set(f) == {"kind", "path", "detail", "related", "score"} for f in out["findings"])
+    kinds = {f["kind"] for f in out["findings"]}
+    assert kinds <= set(QUALITY_KINDS) | {"unreadable_image", "truncated_image"}
+    assert all(isinstance(f["related"], list) and isinstance(f["score"], float) for f in out["findings"])
+    # human summary
+    assert cli_main(["quality", str(tmp_path / "data")]) == 0
+    assert "reused from the workspace" in capsys.readouterr().out
+    # not a dataset, a run of other data: one line, exit 2
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["quality", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
+    quality_tree(tmp_path / "other", people=2, seed=3)
+    other = index_dataset(tmp_path / "other")
+    run_dir = identity_run(other, tmp_path / "run_other", stranger="")
+    assert cli_main(["quality", str(tmp_path / "data"), "--run", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "other data" in err and err.count("\n") == 1
+
+
+def test_unreadable_and_truncated_files_are_skipped_with_the_index_kinds(tmp_path):
+    root = tmp_path / "data"
+    quality_tree(root, people=1)
+    ev = root / "images" / "eval"
+    good = ev / "ffhq-50000_male_Asian_40_mask.png"
+    data = good.read_bytes()
+    cut = ev / "ffhq-50030_male_Asian_40_mask.png"
+    cut.write_bytes(data[: len(data) // 2])
+    _index, findings = _findings(root)
+    skipped = findings[findings["kind"].isin(("unreadable_image", "truncated_image"))]
+    assert {"images/eval/ffhq-50020_male_Asian_40_mask.jpg", "images/eval/ffhq-50030_male_Asian_40_mask.png"} <= set(skipped["path"])
+
+
+def test_bench_quality_json_schema_on_a_tiny_run(tmp_path, capsys):
+    assert cli_main(["bench-quality", "--people", "4", "--eval", "6", "--seed", "2", "--no-run", "--json",
+                     "--out", str(tmp_path / "bench")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"people", "eval_images", "seed", "images", "seconds", "kinds", "embeddings_from"} <= set(out)
+    assert out["images"] == 4 * 7 + 6
+    for row in out["kinds"]:
+        assert set(row) == {"kind", "planted", "findings", "right_findings", "found", "precision", "recall"}
+        assert row["precision"] is None or 0 <= row["precision"] <= 1
+    by_kind = {r["kind"]: r for r in out["kinds"]}
+    assert by_kind["exact_duplicate"]["recall"] == 1.0
+    assert cli_main(["bench-quality", "--people", "1", "--json"]) == 2
+
+
+def test_config_key_changes_with_thresholds():
+    assert QualityConfig().key() != QualityConfig(dark_threshold=0.3).key()
+
+
+def test_grey_rgb_picture_counts_as_grayscale(tmp_path):
+    root = tmp_path / "data"
+    quality_tree(root, people=1)
+    grey = noise_picture(np.random.default_rng(9)).convert("L").convert("RGB")
+    path = root / "images/eval/ffhq-50040_male_Asian_40_mask.png"
+    grey.save(path)
+    with Image.open(path) as im:
+        assert im.mode == "RGB"
+    _index, findings = _findings(root)
+    assert "images/eval/ffhq-50040_male_Asian_40_mask.png" in set(findings.loc[findings["kind"] == "grayscale", "path"])
