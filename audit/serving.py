@@ -46,6 +46,7 @@ import logging
 import math
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -156,6 +157,19 @@ def open_upload(data: bytes, *, max_bytes: int = ServeConfig.max_image_bytes,
     return img
 
 
+def check_upload(data: bytes, *, max_bytes: int = ServeConfig.max_image_bytes,
+                 max_pixels: int = ServeConfig.max_image_pixels) -> tuple[int, int]:
+    """`open_upload`'s checks plus a full decode (truncated pixel data is found here, not later):
+    (width, height) in pixels, or RequestError. For callers that must report each bad file on its own."""
+    img = open_upload(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    try:
+        with img:
+            img.load()
+            return img.size
+    except Exception as err:  # truncated or corrupt pixel data
+        raise RequestError(422, f"image cannot be decoded ({type(err).__name__}: {str(err).strip()[:80]})") from None
+
+
 # ----------------------------------------------------------------------------- the predictor
 
 
@@ -190,6 +204,7 @@ class ImagePredictor:
         self.checkpoint_sha256 = checkpoint_sha256(self.checkpoint)
         self.transform = create_eval_transform(card)
         self._explainer = None
+        self._lock = threading.Lock()
 
     def info(self) -> dict:
         """What answers: {"card": {...}, "checkpoint", "checkpoint_sha256", "device"}."""
@@ -226,9 +241,10 @@ class ImagePredictor:
         """Prepared images -> one prediction dict each (the server's JSON, see the module docstring)."""
         if not images:
             return []
-        out = self.forward([im.tensor for im in images])
-        return [self.prediction_dict(out, i, images[i], embedding=embedding, gradcam=gradcam)
-                for i in range(len(images))]
+        with self._lock:
+            out = self.forward([im.tensor for im in images])
+            return [self.prediction_dict(out, i, images[i], embedding=embedding, gradcam=gradcam)
+                    for i in range(len(images))]
 
     def prediction_dict(self, out: dict, i: int, image: PreparedImage, *, embedding: bool = False,
                         gradcam: GradcamRequest | None = None) -> dict:
