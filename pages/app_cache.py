@@ -439,3 +439,118 @@ def export_files(ctx: AppContext, latest: pd.DataFrame) -> dict[str, tuple[str, 
     root = str(ctx.data_root.resolve())
     files = _export(str(reviews_path()), root, dataset_stamp(Path(root)), ctx.fingerprint, int(latest["id"].max()))
     return {label: (name, files[name][1], files[name][0]) for label, name in EXPORT_DOWNLOADS.items() if name in files}
+
+
+# ----------------------------------------------------------------------------- the model server (remote mode)
+
+MODEL_URL_KEY = "model_url"  # str: the model server answering single-image work; "" = in this process
+
+
+def model_url() -> str:
+    """The session's model server URL (MASK_AUDIT_MODEL_URL or the sidebar field), "" = in-process."""
+    from audit.model_client import configured_model_url
+    st.session_state.setdefault(MODEL_URL_KEY, configured_model_url())
+    return (st.session_state.get(MODEL_URL_KEY) or "").strip()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def model_client(url: str):
+    """One ModelClient per server URL (an HTTP session), shared by every session."""
+    from audit.model_client import ModelClient
+    return ModelClient(url)
+
+
+@st.cache_data(show_spinner=False, ttl=15, max_entries=4)
+def model_server_card(url: str) -> dict:
+    """{"ok": True, "card", "checkpoint", "checkpoint_sha256", "device", ...} from GET /card, or
+    {"ok": False, "error": one line}; re-asked every 15 s so a restarted server shows up."""
+    try:
+        return {"ok": True, **model_client(url).card()}
+    except Exception as err:  # unreachable, refused, bad URL: a line for the sidebar
+        return {"ok": False, "error": one_line(err)}
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=2)
+def image_predictor(checkpoint: str, checkpoint_sha256: str):
+    """The in-process ImagePredictor of a checkpoint (uploads), shared by every session (calls are
+    serialised inside); the same code the model server runs."""
+    from audit.serving import ImagePredictor
+    return ImagePredictor(checkpoint)
+
+
+@st.cache_data(show_spinner="Computing Grad-CAM on the model server…", max_entries=64)
+def remote_gradcam_overlays(url: str, image_file: str, image_stamp: tuple, head: str, given: int,
+                            predicted: int) -> tuple[list[tuple[str, object]], float]:
+    """Like `gradcam_overlays`, answered by the model server: ([(caption, PIL overlay)], the
+    server model's input crop)."""
+    card = model_server_card(url)
+    crop = float(card["card"].get("crop", 1.0)) if card.get("ok") else None
+    pair = model_client(url).explain_pair(Path(image_file), head, int(given), int(predicted),
+                                          methods=("gradcam", "eigencam"), crop=crop)
+    names = labels.field_value_names(head)
+    out = []
+    for method, title in (("gradcam", "Grad-CAM"), ("eigencam", "EigenCAM")):
+        for which, res in (("given", pair.for_given[method]), ("predicted", pair.for_predicted[method])):
+            out.append((f"{title} · {which}: {names[res.class_index]} (p={res.probability:.2f})", res.overlay))
+    return out, float(crop if crop is not None else model_client(url).card()["card"].get("crop", 1.0))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _checkpoint_sha(checkpoint: str, stamp: tuple) -> str:
+    from audit.model import checkpoint_sha256
+    return checkpoint_sha256(checkpoint)
+
+
+def checkpoint_sha(checkpoint: str) -> str:
+    """SHA-256 of a checkpoint file, hashed once per file version."""
+    return _checkpoint_sha(checkpoint, _stat_stamp([checkpoint]))
+
+
+def uploads_dir() -> Path:
+    return workspace.workspace_dir() / "uploads"
+
+
+def store_upload(data: bytes, *, max_mb: float) -> Path:
+    """Check an uploaded photo (type, size, shape, full decode) and keep it in workspace/uploads/
+    under its content hash (never in the data folder; the same photo twice is one file).
+    Raises ValueError with a one-line reason."""
+    import hashlib
+    from audit.file_io import write_atomic
+    from audit.serving import RequestError, check_upload
+    try:
+        check_upload(data, max_bytes=int(max_mb * 2**20))
+    except RequestError as err:
+        raise ValueError(err.reason) from None
+    from PIL import Image
+    import io
+    with Image.open(io.BytesIO(data)) as img:
+        ext = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}[img.format]
+    path = uploads_dir() / f"{hashlib.sha256(data).hexdigest()[:32]}.{ext}"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda f: f.write(data))
+    return path
+
+
+@st.cache_data(show_spinner="Predicting…", max_entries=16)
+def upload_predictions(model_key: tuple, files: tuple[str, ...]) -> list[dict]:
+    """The model's prediction dicts (audit/serving.py's JSON) for stored uploads, in order.
+    model_key: ("remote", url, sha) or ("local", checkpoint, sha). Files are named by content hash,
+    so the key never goes stale."""
+    kind, where, sha = model_key
+    if kind == "remote":
+        return model_client(where).predict([Path(f) for f in files])
+    predictor = image_predictor(where, sha)
+    return predictor.predict([predictor.prepare(Path(f).read_bytes()) for f in files])
+
+
+def explain_upload(model_key: tuple, image_file: str, head: str, predicted: int) -> list[tuple[str, object]]:
+    """[(caption, overlay)] of Grad-CAM and EigenCAM for the predicted value of `head`: the sample
+    detail's cached calls, with the given label set to the prediction (an upload has no label)."""
+    kind, where, sha = model_key
+    stamp = _stat_stamp([image_file])
+    if kind == "remote":
+        overlays, _crop = remote_gradcam_overlays(where, image_file, stamp, head, int(predicted), int(predicted))
+    else:
+        overlays = gradcam_overlays(where, sha, image_file, stamp, head, int(predicted), int(predicted))
+    return [(caption.replace(" · predicted:", ":"), image) for caption, image in overlays if "· predicted:" in caption]

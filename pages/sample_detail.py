@@ -146,8 +146,9 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
     if ctx.meta.get("source") == "import":
         st.caption("This run was imported from predictions made elsewhere: there is no model to explain.")
         return
+    remote = app_cache.model_url()  # a model server answers instead of this process (sidebar)
     checkpoint = app_cache.run_checkpoint(ctx.meta)
-    if checkpoint is None:
+    if checkpoint is None and not remote:
         st.caption(f"The run's checkpoint ({ctx.meta.get('checkpoint', 'unknown')}) is not on this machine, "
                    "so Grad-CAM cannot run.")
         return
@@ -168,8 +169,12 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
     g, p = heads[head]
     sha = str(ctx.meta.get("checkpoint_sha256", ""))
     try:
-        overlays = app_cache.gradcam_overlays(str(checkpoint), sha, str(path),
-                                              app_cache._stat_stamp([path]), head, int(row[g]), int(row[p]))
+        if remote:
+            overlays, crop = app_cache.remote_gradcam_overlays(remote, str(path), app_cache._stat_stamp([path]),
+                                                               head, int(row[g]), int(row[p]))
+        else:
+            overlays = app_cache.gradcam_overlays(str(checkpoint), sha, str(path),
+                                                  app_cache._stat_stamp([path]), head, int(row[g]), int(row[p]))
     except Exception as err:
         st.error(f"Grad-CAM failed: {app_cache.one_line(err)}")
         return
@@ -181,7 +186,8 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
         # The run's probabilities for this row come from the fold model that did not see the person.
         notes.append("The heatmaps explain the final model, which trained on this photo; the probabilities "
                      "above are out-of-fold, so the two can differ.")
-    crop = app_cache.gradcam_explainer(str(checkpoint), sha).card.crop  # already loaded for the overlays
+    if not remote:
+        crop = app_cache.gradcam_explainer(str(checkpoint), sha).card.crop  # already loaded for the overlays
     if crop < 1:
         notes.append(f"Dimmed: outside the central {crop:.0%} of the image's width and height, which is all "
                      "this model sees (its input crop).")

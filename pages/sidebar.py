@@ -143,6 +143,7 @@ def draw_sidebar() -> None:
         elif not runs:
             st.caption("No runs yet. Predict one with `python -m audit predict DATA --checkpoint weights/demo/model.pt`.")
         _reviewer_box()
+        _model_server_box(ctx)
 
 
 def _reviewer_box() -> None:
@@ -151,6 +152,39 @@ def _reviewer_box() -> None:
 
     st.subheader("Reviewer")
     review_widgets.draw_reviewer_box()
+
+
+def _set_model_url() -> None:
+    st.session_state[app_cache.MODEL_URL_KEY] = st.session_state.get("sidebar_model_url", "").strip()
+
+
+def _model_server_box(ctx: app_cache.AppContext) -> None:
+    """Which model answers single-image work (the sample detail's Grad-CAM, Try the model): this
+    process, or a model server (`python -m audit serve`; MASK_AUDIT_MODEL_URL sets it at start)."""
+    from pages.review_widgets import plain
+
+    st.subheader("Model")
+    url = app_cache.model_url()
+    st.session_state.setdefault("sidebar_model_url", url)
+    st.text_input("Model server URL (empty = in this process)", key="sidebar_model_url", on_change=_set_model_url,
+                  placeholder="http://gpu-box:8700",
+                  help="A server started with `python -m audit serve --weights weights/NAME`: Grad-CAM and "
+                       "uploads then run there. Empty: the model is loaded in this process.")
+    if not url:
+        checkpoint = app_cache.run_checkpoint(ctx.meta) if ctx.has_run else None
+        where = plain(Path(checkpoint).parent.name) if checkpoint else "the run's checkpoint (or weights/demo)"
+        st.caption(f"Answering: {where}, loaded in this process")
+        return
+    info = app_cache.model_server_card(url)
+    if not info["ok"]:
+        st.error(f"Model server {plain(url)}: {plain(info['error'])}")
+        return
+    card, sha = info.get("card") or {}, str(info.get("checkpoint_sha256", ""))
+    st.caption(f"Answering: {plain(card.get('arch', '?'))} ({plain(Path(str(info.get('checkpoint', '?'))).parent.name)}, "
+               f"sha {sha[:12]}) on {plain(info.get('device', '?'))} at {plain(url)}")
+    run_sha = str(ctx.meta.get("checkpoint_sha256", "")) if ctx.has_run else ""
+    if run_sha and sha and run_sha != sha:
+        st.warning("The server's model is not this run's checkpoint: its Grad-CAM explains another model.")
 
 
 def _default_run(ctx: app_cache.AppContext, runs: list[dict]) -> None:
