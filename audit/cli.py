@@ -22,6 +22,7 @@ COMMANDS = {
     "bench-noise": ("audit.commands.bench_noise", "score the label-noise detectors against the demo's known noise"),
     "layout": ("audit.commands.layout", "compute the 2-D embedding layout (UMAP, PCA) of a run"),
     "export": ("audit.commands.export", "write the relabeling CSV and corrected manifests from recorded reviews"),
+    "review": ("audit.commands.review", "import a relabel list (CSV of item, field, value, note) as review decisions"),
     "quality": ("audit.commands.quality", "find duplicates, split leaks, strangers in a person's folder and unusable images"),
     "bench-quality": ("audit.commands.bench_quality", "score the data-quality checks against the demo's planted defects"),
     "serve": ("audit.commands.serve", "serve a checkpoint over HTTP (LitServe): /predict, /card, /health"),
