@@ -421,8 +421,8 @@ def check_run_target(run_dir: str | Path, *, data_root: str | Path | None = None
     """
     run_dir = Path(run_dir).expanduser()
     if data_root is not None and run_dir.absolute().resolve().is_relative_to(Path(data_root).resolve()):
-        raise RunFolderRefused(f"{run_dir} lies inside the dataset {data_root}: a run is never written "
-                               "into the data folder; choose a folder outside it (nothing was written)")
+        raise RunFolderRefused(f"{run_dir} is the dataset {data_root} or a folder inside it: a run is never "
+                               "written into the data folder; choose a folder outside it (nothing was written)")
     if run_dir.is_symlink():
         raise RunFolderRefused(f"{run_dir} is a symbolic link; give a real folder for the run (nothing was written)")
     if not run_dir.exists():

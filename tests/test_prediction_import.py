@@ -257,8 +257,8 @@ def test_import_refuses_dot_the_data_folder_and_the_workspace(tiny_index, tmp_pa
     workspace.mkdir(exist_ok=True)
     (workspace / "reviews.sqlite").write_bytes(b"decisions")
     data_files = sorted(p for p in tiny_index.root.rglob("*"))
-    for target, says in ((".", "not a Mask Audit run"), (tiny_index.root, "inside the dataset"),
-                         (workspace, "workspace"), (tiny_index.root / "images" / "runs" / "x", "inside the dataset")):
+    for target, says in ((".", "not a Mask Audit run"), (tiny_index.root, "is the dataset"),
+                         (workspace, "workspace"), (tiny_index.root / "images" / "runs" / "x", "a folder inside it")):
         done = _cli("import-predictions", tiny_index.root, good, "--run", target, cwd=tmp_path)
         assert done.returncode == 2 and says in done.stderr, (target, done.stderr)
         assert "Traceback" not in done.stderr
