@@ -22,20 +22,32 @@ DATA_KEY = "data_dir"          # str: dataset folder, "" = the built-in demo
 RUN_KEY = "run_dir"            # str: run folder, "" = none chosen
 SAMPLES_SELECTION_KEY = "samples_incoming"  # dict handed to the Samples page by other pages
 REVIEWER_KEY = "reviewer"
+BINS_KEY = "age_bins"          # str: age bins while no run is chosen: "default", "competition" or "LO,HI"
 ROUTER_KEY = "router_ran"      # True once app.py ran in this session
 
 
 # ----------------------------------------------------------------------------- configuration
 
-def data_dir_from_argv(argv: list[str] | None = None) -> str | None:
-    """`streamlit run app.py -- --data DIR` puts `--data DIR` in the script's sys.argv."""
+def option_from_argv(name: str, argv: list[str] | None = None) -> str | None:
+    """`streamlit run app.py -- --data DIR --bins competition` puts the options after `--` in the
+    script's sys.argv; the value of `--<name>`, or None."""
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, arg in enumerate(argv):
-        if arg == "--data" and i + 1 < len(argv):
+        if arg == f"--{name}" and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--data="):
+        if arg.startswith(f"--{name}="):
             return arg.split("=", 1)[1]
     return None
+
+
+def data_dir_from_argv(argv: list[str] | None = None) -> str | None:
+    return option_from_argv("data", argv)
+
+
+def initial_bins_spec() -> str:
+    """--bins (default, competition or LO,HI), else "default": the age bins used while no run is
+    chosen (a chosen run's own bins always win; see `load_context`)."""
+    return option_from_argv("bins") or "default"
 
 
 def initial_data_dir() -> str:
@@ -51,6 +63,7 @@ def init_session_defaults() -> None:
     """Shared session keys, set once per session (app.py calls this before drawing anything)."""
     st.session_state.setdefault(DATA_KEY, initial_data_dir())
     st.session_state.setdefault(RUN_KEY, "")
+    st.session_state.setdefault(BINS_KEY, initial_bins_spec())
     st.session_state.setdefault(SAMPLES_SELECTION_KEY, None)
     st.session_state.setdefault(REVIEWER_KEY, os.environ.get("USER", ""))
     st.session_state[ROUTER_KEY] = True
@@ -273,10 +286,7 @@ class AppContext:
 
     @property
     def bins(self) -> labels.AgeBins:
-        if self.index is not None and getattr(self.index, "bins", None) is not None:
-            return self.index.bins
-        b = self.meta.get("bins")
-        return labels.AgeBins.from_dict(b) if b else labels.DEFAULT_BINS
+        return self.index.bins if self.index is not None else run_bins(self.meta)
 
     @property
     def fingerprint(self) -> str:
@@ -294,24 +304,19 @@ def resolve_data_root(value: str) -> tuple[Path | None, bool]:
     return workspace.demo_data_dir(), True
 
 
-def load_context() -> AppContext:
-    """Read the session's dataset and run, load them through the caches, and check they agree."""
-    ctx = AppContext()
-    root, ctx.is_demo = resolve_data_root(st.session_state.get(DATA_KEY, initial_data_dir()) or "")
-    ctx.data_root = root
-    allowed_problem = data_dir_problem(st.session_state.get(DATA_KEY, "") or "")
-    if allowed_problem:
-        ctx.data_problem = allowed_problem
-    elif ctx.is_demo and not demo_setup.demo_is_built(root):
-        ctx.data_problem = "The demo dataset has not been built yet: open the Overview page to build it."
-    elif not root.exists():
-        ctx.data_problem = f"Dataset folder {root} does not exist: check the path in the sidebar."
-    else:
-        try:
-            ctx.index = cached_index(str(root.resolve()), dataset_stamp(root.resolve()))
-        except Exception as err:  # any indexing error becomes a one-line message
-            ctx.data_problem = f"Could not index {root}: {one_line(err)}"
+def session_bins() -> labels.AgeBins:
+    """The age bins chosen for the session while no run is chosen (sidebar, or --bins)."""
+    return labels.parse_bins(st.session_state.get(BINS_KEY) or "default")
 
+
+def load_context() -> AppContext:
+    """Read the session's run and dataset, load them through the caches, and check they agree.
+
+    The run is read first because its age bins decide how the data is indexed: the bins come from
+    the chosen run's meta, else from the session's choice, and an index made with other bins is
+    another cache entry (never reused with the wrong age names, classes or export ages).
+    """
+    ctx = AppContext()
     run_value = (st.session_state.get(RUN_KEY) or "").strip()
     if run_value:
         run_path = Path(run_value).expanduser()
@@ -323,14 +328,39 @@ def load_context() -> AppContext:
                 ctx.predictions, ctx.meta = cached_run(str(run_path), run_stamp(run_path))
             except Exception as err:
                 ctx.run_problem = f"Could not read run {run_path.name}: {one_line(err)}"
-            else:
-                fp = ctx.meta.get("data_fingerprint")
-                if ctx.index is not None and fp and fp != ctx.fingerprint:
-                    ctx.run_matches_data = False
-                    ctx.run_problem = (f"Run {run_path.name} was made on another dataset "
-                                       f"({ctx.meta.get('data_root', 'unknown folder')}): choose a run of "
-                                       f"this dataset, or predict one with `python -m audit predict`.")
+
+    root, ctx.is_demo = resolve_data_root(st.session_state.get(DATA_KEY, initial_data_dir()) or "")
+    ctx.data_root = root
+    allowed_problem = data_dir_problem(st.session_state.get(DATA_KEY, "") or "")
+    try:
+        bins = run_bins(ctx.meta) if ctx.predictions is not None else session_bins()
+    except ValueError as err:
+        bins, allowed_problem = labels.DEFAULT_BINS, allowed_problem or f"Age bins: {one_line(err)}"
+    if allowed_problem:
+        ctx.data_problem = allowed_problem
+    elif ctx.is_demo and not demo_setup.demo_is_built(root):
+        ctx.data_problem = "The demo dataset has not been built yet: open the Overview page to build it."
+    elif not root.exists():
+        ctx.data_problem = f"Dataset folder {root} does not exist: check the path in the sidebar."
+    else:
+        try:
+            ctx.index = cached_index(str(root.resolve()), dataset_stamp(root.resolve()), bins)
+        except Exception as err:  # any indexing error becomes a one-line message
+            ctx.data_problem = f"Could not index {root}: {one_line(err)}"
+
+    fp = ctx.meta.get("data_fingerprint")
+    if ctx.predictions is not None and ctx.index is not None and fp and fp != ctx.fingerprint:
+        ctx.run_matches_data = False
+        ctx.run_problem = (f"Run {ctx.run_path.name} was made on another dataset "
+                           f"({ctx.meta.get('data_root', 'unknown folder')}): choose a run of "
+                           f"this dataset, or predict one with `python -m audit predict`.")
     return ctx
+
+
+def run_bins(meta: dict) -> labels.AgeBins:
+    """A run's age bins, from its meta (runs without them were made with the default bins)."""
+    b = meta.get("bins")
+    return labels.AgeBins.from_dict(b) if b else labels.DEFAULT_BINS
 
 
 GOTO_PARAM = "goto"
@@ -425,11 +455,12 @@ EXPORT_DOWNLOADS = {  # download label -> file name written by audit.export.expo
 
 
 @st.cache_data(show_spinner="Writing the export…", max_entries=4)
-def _export(reviews: str, data_root: str, data_stamp: tuple, fingerprint: str, last_decision_id: int) -> dict:
+def _export(reviews: str, data_root: str, data_stamp: tuple, fingerprint: str, last_decision_id: int,
+            bins: labels.AgeBins) -> dict:
     """export_all into a fresh workspace/exports/<time>/ folder, once per state of the decisions."""
     from audit import export as audit_export
 
-    index = cached_index(data_root, data_stamp)
+    index = cached_index(data_root, data_stamp, bins)  # the session's bins turn bin codes into ages
     written = audit_export.export_all(review_store(reviews), index)
     return {name: (str(path), Path(path).read_bytes()) for name, path in written.items()}
 
@@ -437,7 +468,8 @@ def _export(reviews: str, data_root: str, data_stamp: tuple, fingerprint: str, l
 def export_files(ctx: AppContext, latest: pd.DataFrame) -> dict[str, tuple[str, bytes, str]]:
     """label -> (file name, CSV bytes, where it was written) for the download buttons."""
     root = str(ctx.data_root.resolve())
-    files = _export(str(reviews_path()), root, dataset_stamp(Path(root)), ctx.fingerprint, int(latest["id"].max()))
+    files = _export(str(reviews_path()), root, dataset_stamp(Path(root)), ctx.fingerprint, int(latest["id"].max()),
+                    ctx.bins)
     return {label: (name, files[name][1], files[name][0]) for label, name in EXPORT_DOWNLOADS.items() if name in files}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from audit import demo_setup, jobs, workspace
+from audit import demo_setup, jobs, labels, workspace
 from pages import app_cache
 from pages.app_cache import DATA_KEY, RUN_KEY
 
@@ -142,8 +142,41 @@ def draw_sidebar() -> None:
             _model_card(ctx)
         elif not runs:
             st.caption("No runs yet. Predict one with `python -m audit predict DATA --checkpoint weights/demo/model.pt`.")
+        _age_bins_box(ctx)
         _reviewer_box()
         _model_server_box(ctx)
+
+
+BIN_CHOICES = {"default": "<25 / 25–39 / ≥40 (default)", "competition": "<30 / 30–59 / ≥60 (the original competition)",
+               "custom": "Custom edges…"}
+
+
+def _set_bins() -> None:
+    choice = st.session_state.get("sidebar_bins_choice", "default")
+    spec = choice if choice != "custom" else (st.session_state.get("sidebar_bins_custom") or "").strip()
+    try:
+        labels.parse_bins(spec)
+    except ValueError as err:
+        st.session_state["sidebar_bins_problem"] = app_cache.one_line(err)
+        return
+    st.session_state.pop("sidebar_bins_problem", None)
+    st.session_state[app_cache.BINS_KEY] = spec
+
+
+def _age_bins_box(ctx: app_cache.AppContext) -> None:
+    """A chosen run's bins are the run's; with no run the session chooses (or `-- --bins`)."""
+    if ctx.predictions is not None:
+        st.caption(f"Age bins: {' / '.join(ctx.bins.labels)} (the run's)")
+        return
+    spec = st.session_state.get(app_cache.BINS_KEY, "default")
+    st.session_state.setdefault("sidebar_bins_choice", spec if spec in BIN_CHOICES else "custom")
+    st.session_state.setdefault("sidebar_bins_custom", "" if spec in BIN_CHOICES else spec)
+    st.selectbox("Age bins", list(BIN_CHOICES), format_func=BIN_CHOICES.get, key="sidebar_bins_choice",
+                 on_change=_set_bins, help="Used while no run is chosen; a run always brings its own bins.")
+    if st.session_state.get("sidebar_bins_choice") == "custom":
+        st.text_input("Edges LO,HI (e.g. 30,60)", key="sidebar_bins_custom", on_change=_set_bins)
+    if st.session_state.get("sidebar_bins_problem"):
+        st.error(st.session_state["sidebar_bins_problem"])
 
 
 def _reviewer_box() -> None:
