@@ -508,3 +508,49 @@ def draw_reviewer_box() -> None:
                   placeholder="your name (saved with each decision)",
                   help="Every decision you make in this browser tab carries this name; Export shows "
                        "where reviewers disagree.")
+
+
+# ----------------------------------------------------------------------------- images of a run
+
+def queue_for(ctx: app_cache.AppContext, rows: pd.DataFrame) -> dict:
+    """(item, field) -> review-queue row (a dict) for the images in `rows` and their people."""
+    queue = app_cache.cached_suspects(str(ctx.run_path), app_cache.run_stamp(ctx.run_path))
+    if queue is None or queue.empty or rows.empty:
+        return {}
+    wanted = set(rows["path"].astype(str)) | set(rows.loc[rows["split"] == "train", "person"].astype(str))
+    part = queue[queue["item"].isin(wanted)]
+    return {(r["item"], r["field"]): r for r in part.to_dict("records")}
+
+
+def image_targets(ctx: app_cache.AppContext, rows: pd.DataFrame, field: str | None = None) -> list[ReviewTarget]:
+    """The decidable (item, field)s of these image rows, one per item (a train person's gender or
+    age once, however many of their photos are in `rows`); only `field` when given."""
+    lookup = queue_for(ctx, rows)
+    out, seen = [], set()
+    for row in rows.to_dict("records"):
+        for t in targets_for_image(row, lookup):
+            if (field is None or t.field == field) and t.key not in seen:
+                seen.add(t.key)
+                out.append(t)
+    return out
+
+
+def decided_on_image(row, decided: dict, bins: labels.AgeBins) -> list[str]:
+    """Plain lines for the decisions that concern one image row: "gender: Female (set by ann, ...)"."""
+    out = []
+    for field in ("mask", "gender", "age"):
+        item = str(row["person"]) if field != "mask" and row["split"] == "train" else str(row["path"])
+        done = decided.get((item, field))
+        if is_decided(done):
+            out.append(f"{field}: {decided_text(done, bins)}")
+    return out
+
+
+def bulk_for_images(ctx: app_cache.AppContext, rows: pd.DataFrame, *, key: str, what: str) -> None:
+    """The bulk decision for a set of images (Samples' filter, an Embeddings selection)."""
+    field = st.radio("Field", list(FIELD_NAMES), format_func=FIELD_NAMES.get, horizontal=True,
+                     key=f"{key}_field", help="Gender and age of train images are decided per person.")
+    targets = image_targets(ctx, rows, field)
+    st.caption(f"{len(rows):,} images → {len(targets):,} {field} items"
+               + (" (train people count once)" if field != "mask" else ""))
+    bulk_panel(ctx, targets, key=key, what=what)

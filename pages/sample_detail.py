@@ -98,7 +98,8 @@ def draw_detail(ctx: app_cache.AppContext, rel_path: str) -> None:
         st.markdown(f"**{rel_path}**  \n{row['split']} · person `{row['person']}` · race {row['race']} · age {row['age']}")
         given = labels.class_name(int(row["class_id"]), bins)
         pred = labels.class_name(int(row["pred_class"]), bins)
-        ok = ":green[:material/check_circle:]" if row["class_id"] == row["pred_class"] else ":red[:material/cancel:]"
+        # blue / orange: told apart by colour-blind readers too (not green / red)
+        ok = ":blue[:material/check_circle:]" if row["class_id"] == row["pred_class"] else ":orange[:material/cancel:]"
         st.markdown(f"given: **{given}**  \npredicted: **{pred}** {ok} (confidence {row['confidence']:.3f})")
         if not np.isnan(row.get("pred_age", np.nan)):
             st.caption(f"predicted age: {row['pred_age']:.1f} years · fold {row['fold']}")
@@ -112,13 +113,7 @@ def draw_detail(ctx: app_cache.AppContext, rel_path: str) -> None:
                         config={"displayModeBar": False})
         st.caption("Orange: the given label.")
 
-    sus = suspect_rows(ctx, rel_path, str(row["person"]))
-    if sus is not None and len(sus):
-        st.markdown("**Suspect evidence**")
-        for _, s in sus.iterrows():
-            st.markdown(f"- **{s['field']}**: given {field_value(s['field'], s['given'], bins)} → suggested "
-                        f"{field_value(s['field'], s['suggested'], bins)} · score {s['score']:.2f} · "
-                        f"{s['detectors'] or 'no detector flagged it'}  \n  {s['evidence']}")
+    draw_decisions(ctx, row)
 
     draw_gradcam(ctx, row)
 
@@ -193,6 +188,94 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
                      "this model sees (its input crop).")
     if notes:
         st.caption(" ".join(notes))
+
+
+# ----------------------------------------------------------------------------- deciding in the detail
+
+DETAIL_ORDER_KEY = "samples_detail_order"  # image paths in the Samples page's order (previous / next)
+DETAIL_FIELD_KEY = "detail_field"          # the field the keys decide: mask | gender | age
+FIELD_KEYS = {"mask": "M", "gender": "G", "age": "Y"}
+
+
+def _pick_field(field: str) -> None:
+    st.session_state[DETAIL_FIELD_KEY] = field
+
+
+def _step_detail(step: int) -> None:
+    """Previous / next image of the Samples order (button callback)."""
+    order = st.session_state.get(DETAIL_ORDER_KEY) or []
+    current = st.session_state.get(DETAIL_KEY)
+    if current in order:
+        pos = min(max(order.index(current) + step, 0), len(order) - 1)
+        st.session_state[DETAIL_KEY] = order[pos]
+
+
+def _next_undecided(ctx: app_cache.AppContext, target, decision: str) -> None:
+    """After a decision in the detail: the next image of the Samples order whose same field is
+    still undecided (a train person's photos share their gender and age)."""
+    from pages import review_widgets as rw
+
+    order = st.session_state.get(DETAIL_ORDER_KEY) or []
+    current = st.session_state.get(DETAIL_KEY)
+    if current not in order:
+        return
+    decided = rw.decided_lookup(app_cache.review_store(str(app_cache.reviews_path())).latest(ctx.fingerprint))
+    by_path = ctx.predictions.set_index("path")
+    pos = order.index(current)
+    for path in order[pos + 1:]:
+        if path not in by_path.index:
+            continue
+        r = by_path.loc[path]
+        item = str(r["person"]) if target.field != "mask" and r["split"] == "train" else path
+        if item != target.item and not rw.is_decided(decided.get((item, target.field))):
+            st.session_state[DETAIL_KEY] = path
+            return
+
+
+def draw_decisions(ctx: app_cache.AppContext, row: pd.Series) -> None:
+    """The image's three labels (its mask; its person's gender and age), what was decided, the
+    checks' suggestion in words, and the decision widget with keys for the chosen field."""
+    from functools import partial
+
+    from pages import review_widgets as rw
+
+    store = rw.open_store()
+    if store is None:
+        return
+    bins = ctx.bins
+    decided = rw.decided_lookup(store.latest(ctx.fingerprint))
+    targets = rw.targets_for_image(row, rw.queue_for(ctx, ctx.predictions.loc[[row.name]]))
+    st.markdown("**Labels: decide here**")
+    rw.draw_save_messages(key="detail", shortcuts=True)
+    flagged = [t.field for t in targets if t.suggested is not None and t.suggested != t.given and t.detectors]
+    active = st.session_state.get(DETAIL_FIELD_KEY) or (flagged[0] if flagged else "mask")
+    cols = st.columns(3)
+    for col, t in zip(cols, targets):
+        with col.container(border=True, key=f"detail_label_{t.field}"):
+            st.button(f"{rw.FIELD_NAMES[t.field]}: {rw.value_name(t.field, t.given, bins)}",
+                      key=f"detail_field_{t.field}", on_click=_pick_field, args=(t.field,),
+                      type="primary" if t.field == active else "secondary", shortcut=FIELD_KEYS[t.field],
+                      width="stretch", help=f"Decide the {t.field} with the keys below "
+                                            f"({'per person' if t.item_kind == 'person' else 'this image'}).")
+            done = decided.get(t.key)
+            if done is not None:
+                st.text(("Decided: " if rw.is_decided(done) else "") + rw.decided_text(done, bins))
+            if t.suggested is not None and t.suggested != t.given and not rw.is_decided(done):
+                st.caption(rw.plain(rw.evidence_summary(t, bins)))
+    target = next(t for t in targets if t.field == active)
+    st.caption(f"Deciding the {active} of {'person ' + target.item if target.item_kind == 'person' else 'this image'}. "
+               + rw.keys_help() + " M/G/Y choose the field.")
+    rw.decision_panel(ctx, target, decided.get(target.key), key="detail", shortcuts=True,
+                      on_decided=partial(_next_undecided, ctx))
+    order = st.session_state.get(DETAIL_ORDER_KEY) or []
+    if str(row["path"]) in order:
+        pos = order.index(str(row["path"]))
+        n1, n2, n3 = st.columns([1, 3, 1], vertical_alignment="center")
+        n1.button("Previous", key="detail_previous", on_click=_step_detail, args=(-1,), disabled=pos == 0,
+                  shortcut=rw.KEYS["previous"], icon=":material/arrow_back:", width="stretch")
+        n2.caption(f"Image {pos + 1:,} of {len(order):,} on Samples")
+        n3.button("Next", key="detail_next", on_click=_step_detail, args=(1,), disabled=pos >= len(order) - 1,
+                  shortcut=rw.KEYS["next"], icon=":material/arrow_forward:", width="stretch")
 
 
 DETAIL_KEY = "samples_detail_path"  # the sample whose detail is open, until the dialog is closed

@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from audit import labels, metrics
-from pages import app_cache, sample_detail
+from pages import app_cache, review_widgets, sample_detail
 
 PAGE_SIZE = 48
 GRID_COLUMNS = 6
@@ -75,8 +75,15 @@ if correctness != "All":
 if min_suspect > 0:
     keep &= shown["suspect_score"].to_numpy() >= min_suspect
 shown = shown[keep]
+search = st.text_input("Find", key="samples_search", placeholder="find by person id, folder or image path",
+                       label_visibility="collapsed")
+if search.strip():
+    needle = search.strip().lower()
+    shown = shown[shown["path"].astype(str).str.lower().str.contains(needle, regex=False)]
 sort_col, ascending = SORTS[sort]
 shown = shown.sort_values(sort_col, ascending=ascending, kind="stable")
+# previous / next in the detail walk this order
+st.session_state[sample_detail.DETAIL_ORDER_KEY] = shown["path"].tolist()
 
 # ---------------------------------------------------------------- the grid
 n_pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
@@ -89,6 +96,14 @@ if shown.empty:
     st.warning("No image matches these filters: widen them, or clear the incoming selection.")
     st.stop()
 
+if st.toggle(f"Decide the {len(shown):,} images that match at once", key="samples_bulk_on",
+             help="One decision for every matching image (or its person), after a confirmation."):
+    with st.container(border=True, key="samples_bulk"):
+        review_widgets.bulk_for_images(ctx, shown, key="samples_bulk", what="images matching the Samples filters")
+review_widgets.draw_save_messages(key="samples")
+store = review_widgets.open_store()
+decided = review_widgets.decided_lookup(store.latest(ctx.fingerprint)) if store is not None else {}
+
 page_rows = shown.iloc[(page_no - 1) * PAGE_SIZE: page_no * PAGE_SIZE]
 thumbs = sample_detail.thumbnails(ctx, page_rows["path"].tolist())
 for start in range(0, len(page_rows), GRID_COLUMNS):
@@ -97,10 +112,14 @@ for start in range(0, len(page_rows), GRID_COLUMNS):
                                                      start=start), thumbs[start:start + GRID_COLUMNS]):
         with col.container(border=True):
             st.image(str(thumb), width="stretch")
-            mark = ":green[:material/check_circle:]" if row.correct else ":red[:material/cancel:]"
-            st.markdown(f"{mark} **{row.confidence:.2f}**"
-                        + (f" · :orange[:material/flag:] {row.suspect_score:.1f}" if row.suspect_score > 0 else ""))
-            st.caption(f"given: {class_names[row.class_id]}  \npred: {class_names[row.pred_class]}")
+            # blue / orange: right and wrong told apart by colour-blind readers too
+            mark = ":blue[:material/check_circle:] right" if row.correct else ":orange[:material/cancel:] wrong"
+            st.markdown(f"{mark} · confidence {row.confidence:.2f}"
+                        + (f" · :violet[:material/flag:] suspect {row.suspect_score:.1f}" if row.suspect_score > 0 else ""))
+            st.caption(f"{review_widgets.plain(row.person_id)} · {review_widgets.plain(row.mask_type)} ({row.split})  \n"
+                       f"given: {class_names[row.class_id]}  \npred: {class_names[row.pred_class]}")
+            for line in review_widgets.decided_on_image(row._asdict(), decided, bins):
+                st.text("✓ " + line)
             st.button("Open", key=f"samples_open_{i}", width="stretch", on_click=sample_detail.open_detail,
                       args=(row.path,))
 
