@@ -15,7 +15,8 @@ data-relative paths), score (float, higher = worse / more certain). Kinds (`QUAL
     near_duplicate    the same picture re-encoded, resized, slightly cropped or recoloured, within
                       a split (across splits it is a split_leak):
                       perceptual hashes (imagehash pHash, 64 bits) at most `near_duplicate_bits`
-                      apart and a 256-bit dHash at most `near_duplicate_dhash_bits` apart, joined
+                      apart, confirmed by 24x32 thumbnails (grey ones that correlate, colours that
+                      agree: faces look alike to a pHash), joined
                       into groups (an exact group counts as one picture). The lookup is bucketed:
                       the 64 pHash bits are cut into `bits + 1` bands and only pictures that share
                       a band exactly are compared (pigeonhole: two hashes within `bits` share at
@@ -96,8 +97,8 @@ KIND_EXPLANATIONS = {
     "odd_aspect_ratio": "shape unlike a portrait photo (cleanvision)",
     "unreadable_image": "the file does not decode: skipped", "truncated_image": "the file ends early: skipped",
 }
-SIGNALS_NAME = "signals.parquet"
-SIGNALS_VERSION = 2
+SIGNALS_VERSION = 4  # bump when the signals change: older files are recomputed
+SIGNALS_NAME = f"signals_v{SIGNALS_VERSION}.parquet"
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
 _PROGRESS_EVERY = 200
@@ -105,7 +106,7 @@ _PROGRESS_EVERY = 200
 _RAW_COLUMNS = ("brightness_perc_99", "brightness_perc_5", "entropy", "blurriness",
                 "blurriness_grayscale_std", "color_space", "size", "aspect_ratio")
 
-_DHASH_COLUMNS = ("dhash0", "dhash1", "dhash2", "dhash3")
+THUMB_SIZE = (24, 32)  # (w, h) colour thumbnail kept per image to confirm near duplicates
 
 Progress = Callable[[int, int, str], None]
 
@@ -116,7 +117,9 @@ class QualityConfig:
     384x512 face photos on a plain background (checked on the demo: no clean image flagged)."""
 
     near_duplicate_bits: int = 6  # candidates: pHash (64 bits) at most this far apart ...
-    near_duplicate_dhash_bits: int = 40  # ... and confirmed by a 256-bit dHash at most this far apart
+    # ... confirmed by 24x32 thumbnails: (1 - correlation of the grey ones) + (mean |a - b| of the
+    # colour ones, each divided by its mean) / 10 at most this
+    near_duplicate_thumb_distance: float = 0.042
     dark_threshold: float = 0.25  # 99th-percentile brightness below this (cleanvision default 0.32)
     light_threshold: float = 0.05  # 1 - 5th-percentile brightness below this (cleanvision default)
     blurry_threshold: float = 0.075  # cleanvision blur score below this: edge strength < 7.8 (default 0.29)
@@ -125,13 +128,13 @@ class QualityConfig:
     # on faces against a plain background it lifts blurred pictures too, so it is off, and a dark or
     # low_information picture is reported as that only (see find_quality_issues).
     blurry_color_threshold: float = 1.0
-    low_information_threshold: float = 0.35  # entropy * 0.1 below this: < 3.5 bits (default 0.3)
+    low_information_threshold: float = 0.3  # entropy * 0.1 below this: < 3 bits (cleanvision default)
     low_information_normalizing_factor: float = 0.1
     odd_aspect_ratio_threshold: float = 0.6  # min(w/h, h/w) below this; 384x512 is 0.75 (default 0.35)
     odd_size_iqr_factor: float = 3.0  # cleanvision default (all 384x512: any other size is odd)
     gray_channel_tolerance: int = 2  # an RGB image whose channels differ by at most this is grey
-    outlier_z: float = 4.0  # person_outlier: robust z of the photo's distance to the person's other photos
-    mixed_z: float = 2.5  # person_mixed: the person's median photo z at least this
+    outlier_z: float = 5.0  # person_outlier: robust z of the photo's distance to the person's other photos
+    mixed_z: float = 3.5  # person_mixed: the person's median photo z at least this
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -226,9 +229,7 @@ def _one_image(path: str, tolerance: int, props) -> dict:
         return out
     out["small_sha"] = _pixel_digest(small)
     out["phash"] = int(str(imagehash.phash(small)), 16) - (1 << 63)  # as int64
-    dhash = int(str(imagehash.dhash(small, hash_size=16)), 16)
-    for k in range(4):  # 256 bits as four int64 words
-        out[f"dhash{k}"] = ((dhash >> (64 * k)) & ((1 << 64) - 1)) - (1 << 63)
+    out["thumb"] = np.asarray(small.convert("RGB").resize(THUMB_SIZE, Image.BILINEAR), dtype=np.uint8).tobytes()
     out["width"], out["height"] = image.size
     out["mode"] = mode
     arr = np.asarray(small)
@@ -284,7 +285,7 @@ def image_signals(root, paths: list[str], *, config: QualityConfig = QualityConf
             before, done = done, done + len(result)
             if progress and (done // _PROGRESS_EVERY != before // _PROGRESS_EVERY or done == total):
                 progress(done, total, "checking image quality")
-    frame = pd.DataFrame(rows, columns=["error_kind", "error", "bytes_sha", "small_sha", "phash", *_DHASH_COLUMNS,
+    frame = pd.DataFrame(rows, columns=["error_kind", "error", "bytes_sha", "small_sha", "phash", "thumb",
                                         "width", "height", "mode", *_RAW_COLUMNS])
     frame.insert(0, "path", list(paths))
     frame["error_kind"] = frame["error_kind"].fillna("")
@@ -387,8 +388,20 @@ def _pixel_hashes_of_candidates(root, signals: pd.DataFrame) -> list:
     return out
 
 
-def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bits: int, max_dhash_bits: int = 40,
-                       blank=None) -> pd.DataFrame:
+def _thumb_features(thumbs) -> tuple[np.ndarray, np.ndarray]:
+    """Colour thumbnails (bytes, THUMB_SIZE RGB) -> grey (N, w*h) with zero mean and unit spread,
+    and colour (N, w*h*3) divided by its mean (a brightened copy stays close)."""
+    rgb = np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(len(thumbs), -1, 3).astype(np.float32)
+    grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    grey -= grey.mean(axis=1, keepdims=True)
+    grey /= grey.std(axis=1, keepdims=True) + 1e-6
+    colour = rgb.reshape(len(thumbs), -1)
+    colour /= colour.mean(axis=1, keepdims=True) + 1e-6
+    return grey, colour
+
+
+def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bits: int,
+                       max_thumb_distance: float = 0.042, blank=None) -> pd.DataFrame:
     """exact_duplicate, near_duplicate and split_leak findings from decodable rows of `signals`
     (index order), `split` aligned with them. `blank`: bool per row, pictures with nothing on them
     (low_information), left out of the near-duplicate search (all blanks look alike)."""
@@ -413,12 +426,14 @@ def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bit
     phash = signals["phash"].to_numpy(dtype=np.int64)[reps]
     i, j, dist = near_pairs(phash, max_bits)
     # Faces on a plain background share their coarse layout, so a 64-bit pHash pairs strangers
-    # (on the demo 158 of 3.1 M pairs within 4 bits); a 256-bit dHash confirms (planted re-encodes:
-    # 10-27 bits apart, strangers 57 and more).
-    dh = signals[list(_DHASH_COLUMNS)].to_numpy(dtype=np.int64)[reps]
+    # (on the demo 158 of 3.1 M pairs within 4 bits, a 256-bit dHash did no better). 24x32
+    # thumbnails confirm: distance = (1 - correlation of the grey ones) + (colour difference) / 10.
+    # Demo seed 1: planted re-encodes <= 0.034, the closest look-alike strangers >= 0.047.
     if len(i):
-        d256 = sum(_popcount64(dh[i, k] ^ dh[j, k]) for k in range(4))
-        ok = d256 <= max_dhash_bits
+        grey, colour = _thumb_features(signals["thumb"].to_numpy()[reps])
+        corr = np.einsum("ij,ij->i", grey[i], grey[j]) / grey.shape[1]
+        diff = np.abs(colour[i] - colour[j]).mean(axis=1)
+        ok = (1.0 - corr) + diff / 10.0 <= max_thumb_distance
         i, j, dist = i[ok], j[ok], dist[ok]
     # A train person's photos are one source photo with different masks pasted on: alike by
     # construction, so near pairs inside one person folder are not duplicates (exact ones are).
@@ -605,7 +620,7 @@ def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, em
     props = property_findings(good, config)
     blank = good["path"].isin(set(props.loc[props["kind"] == "low_information", "path"])).to_numpy()
     parts.append(duplicate_findings(root, good, good_images["split"], max_bits=config.near_duplicate_bits,
-                                    max_dhash_bits=config.near_duplicate_dhash_bits, blank=blank))
+                                    max_thumb_distance=config.near_duplicate_thumb_distance, blank=blank))
     # A blank picture is reported as low_information only, a dark one not also as blurry or grey:
     # the weaker edges and colours follow from what it is.
     blank_paths = set(props.loc[props["kind"] == "low_information", "path"])
@@ -661,7 +676,7 @@ def load_signals(index, *, config: QualityConfig = QualityConfig(), workers: int
     if path.is_file():
         try:
             cached = pd.read_parquet(path)
-            if cached["path"].tolist() == paths and (cached.attrs or {}).get("version", SIGNALS_VERSION) == SIGNALS_VERSION:
+            if cached["path"].tolist() == paths:
                 return cached, True
         except Exception:  # a cut or foreign file: compute again
             pass
