@@ -2,6 +2,7 @@
 `streamlit run app.py`, drive Debian's chromium through playwright (nothing is downloaded)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SERVER_START_S = 90
+OVERVIEW_CHART = ".st-key-overview_chart_split .js-plotly-plot"
+FIRST_START_TIMEOUT_MS = 400_000  # the whole demo drawn and predicted on a loaded 2-core box
+STOP_WITHIN_S = 10  # what issue #11 asks of Ctrl-C / SIGTERM at any moment
 PAGE_TIMEOUT_MS = 120_000  # generous: CI boxes are often shared
 
 
@@ -100,3 +104,63 @@ def page_errors(page) -> list[str]:
     return out
 
 
+
+
+# -- the first start ------------------------------------------------------------------------------
+
+def reach_overview(browser, url: str, shot: Path | None = None) -> float:
+    """Open the app's root and wait for the Overview's charts; returns the seconds it took."""
+    t0 = time.monotonic()
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(FIRST_START_TIMEOUT_MS)
+        page.goto(url)
+        page.wait_for_selector('h1:has-text("Overview")')
+        page.wait_for_selector(OVERVIEW_CHART)
+        wait_until_idle(page, FIRST_START_TIMEOUT_MS)
+        assert page_errors(page) == [], page_errors(page)
+        if shot is not None:
+            page.screenshot(path=str(shot))
+        return time.monotonic() - t0
+    finally:
+        context.close()
+
+
+def demo_job_status(workspace: Path) -> dict:
+    try:
+        return json.loads((workspace / "jobs" / "prepare-demo" / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def stop_and_time(proc, sig) -> float:
+    """Send `sig` to the server process alone (not its group: its jobs must stop by themselves)."""
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    try:
+        proc.wait(STOP_WITHIN_S + 5)
+    except Exception:
+        stop_server(proc)
+        raise
+    return time.monotonic() - t0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()

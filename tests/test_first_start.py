@@ -8,23 +8,18 @@ benchmarks/bench_first_start.py makes 20 and times them.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
-import time
-from pathlib import Path
 
 import pytest
 
-from browser_support import (CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, _browser_or_skip, page_errors,
-                             start_server, stop_server, wait_until_idle)
+from browser_support import (CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, STOP_WITHIN_S, _browser_or_skip,
+                             demo_job_status, pid_alive, reach_overview, start_server, stop_and_time,
+                             stop_server, wait_for, wait_until_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 FRESH_STARTS = int(os.environ.get("MASK_AUDIT_FRESH_STARTS", "5"))
-OVERVIEW_CHART = ".st-key-overview_chart_split .js-plotly-plot"
-FIRST_START_TIMEOUT_MS = 400_000  # the whole demo drawn and predicted on a loaded 2-core box
-STOP_WITHIN_S = 10
 
 
 @pytest.fixture(scope="module")
@@ -38,64 +33,6 @@ def browser():
             yield b
         finally:
             b.close()
-
-
-def reach_overview(browser, url: str, shot: Path | None = None) -> float:
-    """Open the app's root and wait for the Overview's charts; returns the seconds it took."""
-    t0 = time.monotonic()
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    try:
-        page = context.new_page()
-        page.set_default_timeout(FIRST_START_TIMEOUT_MS)
-        page.goto(url)
-        page.wait_for_selector('h1:has-text("Overview")')
-        page.wait_for_selector(OVERVIEW_CHART)
-        wait_until_idle(page, FIRST_START_TIMEOUT_MS)
-        assert page_errors(page) == [], page_errors(page)
-        if shot is not None:
-            page.screenshot(path=str(shot))
-        return time.monotonic() - t0
-    finally:
-        context.close()
-
-
-def demo_job_status(workspace: Path) -> dict:
-    try:
-        return json.loads((workspace / "jobs" / "prepare-demo" / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def stop_and_time(proc, sig) -> float:
-    """Send `sig` to the server process alone (not its group: its jobs must stop by themselves)."""
-    t0 = time.monotonic()
-    proc.send_signal(sig)
-    try:
-        proc.wait(STOP_WITHIN_S + 5)
-    except Exception:
-        stop_server(proc)
-        raise
-    return time.monotonic() - t0
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_fresh_starts_reach_the_overview(browser, tmp_path):
