@@ -119,3 +119,11 @@ if points:
         st.switch_page("pages/samples.py")
     top = selected["class_id"].map(dict(enumerate(names))).value_counts().head(6)
     st.caption("Given classes in the selection: " + ", ".join(f"{k} ({v})" for k, v in top.items()))
+    # Decide the selection here (one decision for all of it); single images: Open in Samples.
+    from pages import review_widgets
+
+    if st.toggle(f"Decide the {len(selected):,} selected images at once", key="embeddings_bulk_on"):
+        with st.container(border=True, key="embeddings_bulk"):
+            review_widgets.bulk_for_images(ctx, selected, key="embeddings_bulk",
+                                           what=f"selected on the {method} map")
+    review_widgets.draw_save_messages(key="embeddings")
