@@ -241,13 +241,16 @@ def predict_paths(model, card: ModelCard, root: str | Path, paths: Sequence[str]
 
 def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batch_size: int = 64,
                 device: str | torch.device | None = None, workers: int | None = None,
-                threads: int | None = None, progress: Progress | None = None, reuse: bool = True) -> Path:
+                threads: int | None = None, progress: Progress | None = None, reuse: bool = True,
+                engine: str = "local", ray_config=None) -> Path:
     """Predict every image of `index` (a DatasetIndex) with a checkpoint into the run `run_dir`.
 
     checkpoint_path: model.pt or its folder. device: "cuda", "cpu" or None (best). workers:
     decoding processes (default: all cores; 0 decodes in this process). threads: torch threads
     on CPU (default: `default_threads(workers)`). progress(done, total,
     message). reuse: return an existing run of the same checkpoint and data untouched.
+    engine: "local" (this process, the default) or "ray" (Ray Data, `audit.ray_prediction`, with
+    `ray_config`: a RayConfig; device/workers/threads are then Ray's); the run files are the same.
     Raises ValueError when the index's age bins differ from the model's.
     """
     t_start = time.perf_counter()
@@ -271,19 +274,28 @@ def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batc
         log.info("reusing run %s (same checkpoint and data)", run_dir)
         return run_dir
 
-    dev = resolve_device(device)
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {engine!r}: use local or ray")
+    dev = resolve_device(device) if engine == "local" else torch.device("cpu")
     workers = default_workers() if workers is None else max(0, int(workers))
     threads = default_threads(workers) if threads is None else max(1, int(threads))
     t0 = time.perf_counter()
-    model, card = load_checkpoint(checkpoint, device="cpu")
-    model = _prepare(model, dev)
+    if engine == "local":
+        model, card = load_checkpoint(checkpoint, device="cpu")
+        model = _prepare(model, dev)
     t_load = time.perf_counter() - t0
 
     images = index.images
     t0 = time.perf_counter()
-    with _cpu_threads(dev, threads):
-        result = predict_paths(model, card, index.root, images["path"].tolist(), batch_size=batch_size,
-                               device=dev, workers=workers, progress=progress)
+    if engine == "ray":  # the same map on Ray Data's actors (audit/ray_prediction.py)
+        from audit.ray_prediction import RayConfig, predict_paths_ray
+
+        ray_config = ray_config or RayConfig(batch_size=batch_size)
+        result = predict_paths_ray(checkpoint, index.root, images["path"].tolist(), ray_config, progress=progress)
+    else:
+        with _cpu_threads(dev, threads):
+            result = predict_paths(model, card, index.root, images["path"].tolist(), batch_size=batch_size,
+                                   device=dev, workers=workers, progress=progress)
     t_predict = time.perf_counter() - t0
 
     ok = result["ok"]
@@ -308,7 +320,8 @@ def predict_run(index, checkpoint_path: str | Path, run_dir: str | Path, *, batc
         "oof": oof_info,
         "skipped": skipped,
         "splits": sorted(set(predictions["split"])),
-        "device": describe_device(dev),
+        "device": describe_device(dev) if engine == "local" else "ray",
+        **({"engine": result["engine"]} if "engine" in result else {}),
         "batch_size": int(batch_size),
         "workers": int(workers),
         "threads": int(threads) if dev.type == "cpu" else None,

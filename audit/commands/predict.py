@@ -23,6 +23,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads on CPU (default: the cores the decoding processes leave, at least 1)")
     parser.add_argument("--no-reuse", action="store_true", help="recompute even if the run already holds these predictions")
+    ray = parser.add_argument_group("engine", "where the prediction runs (the run files are the same)")
+    ray.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local: this process (default); ray: Ray Data actors (pip install -r requirements-ray.txt)")
+    ray.add_argument("--address", default=None,
+                     help="with --engine ray: auto or ray://HOST:10001 for an existing cluster (default: a local Ray)")
+    ray.add_argument("--num-gpus-per-worker", type=float, default=0.0,
+                     help="with --engine ray: GPUs per model actor (default 0: CPU actors)")
+    ray.add_argument("--ray-workers", type=int, default=2, help="with --engine ray: model actors (default: 2)")
+    ray.add_argument("--gpu-decode", action="store_true",
+                     help="with --engine ray and GPUs: decode JPEGs on the GPU (faster; not bit-identical)")
 
 
 def run(args) -> int:
@@ -56,7 +66,20 @@ def run(args) -> int:
 
     progress = TqdmProgress(unit="img")
     try:
+        ray_config = None
+        if args.engine == "ray":
+            from audit.ray_prediction import RayConfig, RayUnavailable, require_ray
+
+            ray_config = RayConfig(address=args.address, workers=args.ray_workers, batch_size=args.batch_size,
+                                   num_gpus_per_worker=args.num_gpus_per_worker, gpu_decode=args.gpu_decode).validate()
+            try:
+                require_ray()
+            except RayUnavailable as err:
+                raise UsageError(str(err)) from None
+        elif args.address or args.num_gpus_per_worker or args.gpu_decode:
+            raise UsageError("--address, --num-gpus-per-worker and --gpu-decode need --engine ray")
         path = predict_run(index, checkpoint, run_dir, batch_size=args.batch_size, device=args.device,
+                           engine=args.engine, ray_config=ray_config,
                            workers=args.workers, threads=args.threads, progress=progress, reuse=not args.no_reuse)
     except ValueError as err:
         raise UsageError(str(err)) from None
