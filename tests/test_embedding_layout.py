@@ -250,3 +250,13 @@ def test_umap_layout_small_run(tmp_path):
     # Tiny inputs do not crash umap.
     assert el.umap_layout(x[:3]).shape == (3, 2)
     assert el.umap_layout(x[:8], n_neighbors=15).shape == (8, 2)
+
+
+def test_large_runs_use_the_approximate_neighbour_search(monkeypatch):
+    """Above EXACT_KNN_MAX_ROWS the quadratic exact search is skipped (umap's NN-descent instead)."""
+    calls = []
+    monkeypatch.setattr(el, "exact_knn", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(el, "EXACT_KNN_MAX_ROWS", 100)
+    x, _ = _clustered(n=300, d=8)
+    layout = el.umap_layout(x, n_neighbors=10, n_epochs=20)
+    assert layout.shape == (300, 2) and np.isfinite(layout).all() and not calls
