@@ -18,6 +18,7 @@ PAGES = [
     st.Page("pages/samples.py", title="Samples", icon=":material/photo_library:", url_path="samples"),
     st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:", url_path="embeddings"),
     st.Page("pages/label_noise.py", title="Label noise", icon=":material/label:", url_path="label_noise"),
+    st.Page("pages/data_quality.py", title="Data quality", icon=":material/image_search:", url_path="data_quality"),
     st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
     st.Page("pages/try_model.py", title="Try the model", icon=":material/add_photo_alternate:", url_path="try_model"),
 ]

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from audit import labels as L
-from audit.reviews import ReviewStore, bins_from_text
+from audit.reviews import FILE_EXCLUDE, FILE_FIELD, ReviewStore, bins_from_text
 from audit.workspace import workspace_dir
 
 ENCODING = "utf-8-sig"
@@ -134,6 +134,7 @@ def relabel_frame(store: ReviewStore, fingerprint: str, index_images: pd.DataFra
     more: the data changed since the decision). `given`/`new` are codes, `*_name` their words.
     """
     latest = store.latest(fingerprint)
+    latest = latest[latest["field"] != FILE_FIELD]  # keep / exclude a file: excluded_files() lists those
     by_path, people = _item_lookup(index_images)
     rows = []
     for rec in latest.itertuples(index=False):
@@ -494,4 +495,57 @@ def export_all(store: ReviewStore, index, out_dir=None) -> dict[str, Path]:
     frames = {"relabel.csv": decisions}
     frames.update(corrected_manifests(index.root, index.layout, decisions, index.images, bins=index.bins))
     frames["history.csv"] = store.history(index.fingerprint)
+    excluded = excluded_files(store, index.fingerprint, index.images)
+    frames = leave_out_excluded(frames, excluded)
     return {name: write_relabel_csv(frame, out_dir / name) for name, frame in frames.items()}
+
+
+# -- excluded files (data-quality decisions, audit.quality) ------------------------------------------
+
+EXCLUDED_COLUMNS = ["path", "split", "person", "note", "reviewer", "time"]
+
+
+def excluded_files(store: ReviewStore, fingerprint: str, index_images: pd.DataFrame) -> pd.DataFrame:
+    """Files whose current data-quality decision is "exclude" (field `file`, value FILE_EXCLUDE):
+    columns EXCLUDED_COLUMNS, by path. Paths no longer in the index are listed too (split "")."""
+    latest = store.latest(fingerprint)
+    rows = latest[(latest["field"] == FILE_FIELD) & (latest["new_value"] == FILE_EXCLUDE)]
+    split_of = dict(zip(index_images["path"].tolist(), index_images["split"].tolist()))
+    person_of = dict(zip(index_images["path"].tolist(), index_images["person"].tolist()))
+    frame = pd.DataFrame({
+        "path": rows["item"].astype(str).tolist(),
+        "split": [split_of.get(p, "") for p in rows["item"]],
+        "person": [person_of.get(p, "") for p in rows["item"]],
+        "note": rows["note"].tolist(), "reviewer": rows["reviewer"].tolist(), "time": rows["created"].tolist(),
+    }, columns=EXCLUDED_COLUMNS)
+    return frame.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def leave_out_excluded(frames: dict[str, pd.DataFrame], excluded: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The corrected manifests without the excluded files, plus "excluded_files.csv" (only when a
+    file is excluded): images.csv drops their rows, info.csv their eval rows, train.csv a person
+    only when all of the person's photos are excluded (and says which were, in `excluded_files`).
+    The images are never touched."""
+    out = dict(frames)
+    gone = set(excluded["path"])
+    if gone:
+        out["excluded_files.csv"] = excluded
+    images = frames.get("images.csv")
+    if images is not None:
+        out["images.csv"] = images[~images["path"].isin(gone)].reset_index(drop=True)
+    info = frames.get("info.csv")
+    gone_eval = {p.rsplit("/", 1)[-1] for p in excluded.loc[excluded["split"] == "eval", "path"]}
+    if info is not None and "ImageID" in info.columns:
+        out["info.csv"] = info[~info["ImageID"].isin(gone_eval)].reset_index(drop=True)
+    train = frames.get("train.csv")
+    if train is not None and images is not None and "path" in train.columns:
+        in_train = images[images["split"] == "train"]
+        folder = in_train["path"].str.rsplit("/", n=2).str[-2]
+        per_folder = in_train.assign(_folder=folder, _gone=in_train["path"].isin(gone)).groupby("_folder")
+        names = per_folder.apply(lambda g: ";".join(p.rsplit("/", 1)[-1] for p in g.loc[g["_gone"], "path"]),
+                                 include_groups=False) if len(in_train) else pd.Series(dtype=str)
+        all_gone = per_folder["_gone"].all() if len(in_train) else pd.Series(dtype=bool)
+        train = train.copy()
+        train["excluded_files"] = train["path"].map(names).fillna("")
+        out["train.csv"] = train[~train["path"].map(all_gone).fillna(False).astype(bool)].reset_index(drop=True)
+    return out

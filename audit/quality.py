@@ -692,12 +692,7 @@ def quality_report(index, *, run=None, config: QualityConfig = QualityConfig(), 
     Raises RunFromOtherData when the run belongs to other data."""
     t0 = time.perf_counter()
     embeddings, shown_mask = run_embeddings_for(index, run) if run is not None else (None, None)
-    if run is None:
-        source = "no run given: person checks (person_outlier, person_mixed) need a run's embeddings"
-    elif embeddings is None:
-        source = f"the run {Path(run.path).name} has no embeddings: person checks skipped"
-    else:
-        source = f"embeddings of the run {Path(run.path).name}"
+    source = _report_source(run, embeddings is not None)
     target = quality_dir(index.fingerprint) / f"findings_{config.key()}_{_run_key(run)}.parquet"
     if reuse and target.is_file():
         try:
@@ -714,6 +709,29 @@ def quality_report(index, *, run=None, config: QualityConfig = QualityConfig(), 
     _write_parquet(findings, target)
     return QualityReport(len(index.images), findings, source,
                          {"signals": t1 - t0, "checks": t2 - t1, "total": time.perf_counter() - t0}, False)
+
+
+def _report_source(run, has_embeddings: bool) -> str:
+    if run is None:
+        return "no run chosen: the person checks (person_outlier, person_mixed) need a run's embeddings"
+    if not has_embeddings:
+        return f"the run {Path(run.path).name} has no embeddings: person checks skipped"
+    return f"embeddings of the run {Path(run.path).name}"
+
+
+def load_cached_report(index, *, run=None, config: QualityConfig = QualityConfig()) -> QualityReport | None:
+    """The findings `quality_report` wrote for this data, run and thresholds, or None when they
+    have not been computed (nothing is decoded here: cheap enough for every page)."""
+    target = quality_dir(index.fingerprint) / f"findings_{config.key()}_{_run_key(run)}.parquet"
+    if not target.is_file():
+        return None
+    try:
+        findings = pd.read_parquet(target)
+    except Exception:  # a cut or foreign file: compute again
+        return None
+    findings["related"] = findings["related"].map(list)
+    source = _report_source(run, run is not None and run.has_embeddings)
+    return QualityReport(len(index.images), findings, source, {}, True)
 
 
 def flagged_paths(findings: pd.DataFrame, kinds=None) -> set[str]:

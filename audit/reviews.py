@@ -53,6 +53,10 @@ from audit.labels import DEFAULT_BINS, FIELDS, N_AGE_BINS, N_GENDER, N_MASK, Age
 DECISIONS = ("accept", "keep", "set", "skip")
 # Number of codes of each field (valid codes are 0..n-1).
 FIELD_CODES = {"mask": N_MASK, "gender": N_GENDER, "age": N_AGE_BINS}
+# A data-quality decision on one image file (audit.quality): keep it, or exclude it from the
+# corrected manifests (audit.export.excluded_files). Not a label: the relabeling list skips it.
+FILE_FIELD, FILE_KEEP, FILE_EXCLUDE = "file", 0, 1
+FIELD_CODES[FILE_FIELD] = 2
 MAX_AGE_YEARS = 120
 BUSY_TIMEOUT_MS = 30_000
 
@@ -133,8 +137,8 @@ def _decision_row(fingerprint, item, field, decision, *, given, new_value=None, 
         raise ValueError("fingerprint must be a non-empty string (the dataset fingerprint)")
     if not item or not isinstance(item, str):
         raise ValueError("item must be a non-empty string (an image path or a person key)")
-    if field not in FIELDS:
-        raise ValueError(f"field must be one of {', '.join(FIELDS)}; got {field!r}")
+    if field not in FIELD_CODES:
+        raise ValueError(f"field must be one of {', '.join(FIELD_CODES)}; got {field!r}")
     if decision not in DECISIONS:
         raise ValueError(f"decision must be one of {', '.join(DECISIONS)}; got {decision!r}")
     given = _check_code(field, given, "given")

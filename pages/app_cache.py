@@ -586,3 +586,49 @@ def explain_upload(model_key: tuple, image_file: str, head: str, predicted: int)
     else:
         overlays = gradcam_overlays(where, sha, image_file, stamp, head, int(predicted), int(predicted))
     return [(caption.replace(" · predicted:", ":"), image) for caption, image in overlays if "· predicted:" in caption]
+
+
+# ----------------------------------------------------------------------------- data quality (issue #15)
+
+QUALITY_SELECTION_KEY = "quality_selection"  # list of paths the Data quality page hands to Samples
+
+
+def quality_run(ctx: AppContext):
+    """The session's run as an audit.runs.Run for the person checks, or None (no run / other data)."""
+    if not ctx.has_run or ctx.run_path is None:
+        return None
+    from audit.runs import Run
+
+    try:
+        return Run.open(ctx.run_path)
+    except Exception:  # an unreadable run: the image checks still work
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_quality(root: str, data_stamp: tuple, bins: labels.AgeBins, run_path: str, stamp: tuple):
+    """(findings, source) written by `python -m audit quality` / the Data quality page, or None."""
+    from audit.quality import load_cached_report
+    from audit.runs import Run
+
+    index = cached_index(root, data_stamp, bins)
+    run = Run.open(run_path) if run_path else None
+    report = load_cached_report(index, run=run)
+    return None if report is None else (report.findings, report.embeddings_from)
+
+
+def cached_quality(ctx: AppContext):
+    """The quality findings of the session's data (and run) when already computed, else None:
+    (findings DataFrame, where the person checks got embeddings)."""
+    if ctx.index is None:
+        return None
+    root = str(ctx.data_root.resolve())
+    run = quality_run(ctx)
+    run_path = str(run.path) if run is not None else ""
+    return _cached_quality(root, dataset_stamp(Path(root)), ctx.bins, run_path,
+                           run_stamp(Path(run_path)) if run_path else ())
+
+
+def clear_quality_cache() -> None:
+    """After the checks ran: the next read finds the new findings."""
+    _cached_quality.clear()

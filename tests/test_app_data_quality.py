@@ -1,0 +1,95 @@
+"""AppTest of the Data quality page: findings computed once in a background job, shown by kind,
+decided through the review store (keep, exclude, set the stranger's mask label)."""
+from __future__ import annotations
+
+import pytest
+
+from audit.quality import KIND_TITLES
+from audit.reviews import FILE_EXCLUDE, FILE_FIELD, ReviewStore
+from fixtures_quality import identity_run, quality_tree
+from test_app_support import AppData, page_test
+
+
+@pytest.fixture
+def quality_app(tmp_path, monkeypatch) -> AppData:
+    from audit.dataset_index import index_dataset
+
+    root = tmp_path / "data"
+    planted = quality_tree(root, people=10)
+    index = index_dataset(root)
+    ws = tmp_path / "workspace"
+    stranger = "images/train/ffhq-00004_female_White_30/mask2.png"
+    run = identity_run(index, ws / "runs" / "identity", stranger=stranger)
+    monkeypatch.setenv("MASK_AUDIT_DATA", str(root))
+    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(ws))
+    data = AppData(root=root, run=run, workspace=ws, index=index)
+    data.planted, data.stranger = planted, stranger
+    return data
+
+
+def _texts(at) -> str:
+    return " ".join(t.value for t in at.text)
+
+
+def test_page_finds_groups_and_records_decisions(quality_app):
+    at = page_test("data_quality", quality_app, timeout=180).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Data quality"
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Images checked"] == f"{len(quality_app.index.images):,}"
+    assert "embeddings of the run identity" in " ".join(c.value for c in at.caption)
+    kinds = at.multiselect(key="dq_kinds")
+    assert {KIND_TITLES[k] for k in ("exact_duplicate", "split_leak", "person_outlier", "dark", "blurry")} <= set(kinds.options)
+    # the stranger's group, the stranger marked
+    kinds.set_value(["person_outlier"]).run()
+    assert not at.exception, at.exception
+    assert quality_app.stranger in _texts(at)
+    assert any(c.value.startswith("⚠ stranger") for c in at.caption)
+    # exclude the stranger's file, then set its mask label
+    exclude = [b for b in at.button if b.label == "Exclude"]
+    exclude[0].click().run()
+    assert not at.exception, at.exception
+    store = ReviewStore(quality_app.workspace / "reviews.sqlite")
+    latest = store.latest(quality_app.index.fingerprint)
+    row = latest[(latest["item"] == quality_app.stranger) & (latest["field"] == FILE_FIELD)]
+    assert row["new_value"].tolist() == [FILE_EXCLUDE]
+    assert "1 files excluded" in " ".join(c.value for c in at.caption)
+    mask_box = [s for s in at.selectbox if s.label.startswith("Move the stranger's label")][0]
+    mask_box.set_value(2).run()
+    [b for b in at.button if b.label == "Set label"][0].click().run()
+    assert not at.exception, at.exception
+    latest = store.latest(quality_app.index.fingerprint)
+    row = latest[(latest["item"] == quality_app.stranger) & (latest["field"] == "mask")]
+    assert row["new_value"].tolist() == [2] and row["decision"].tolist() == ["set"]
+    # the excluded files download
+    assert any(d.label == "Download the excluded files (CSV)" for d in at.get("download_button"))
+    # duplicates: keep the first, exclude the rest; the undecided filter then hides the group
+    at.multiselect(key="dq_kinds").set_value(["exact_duplicate"]).run()
+    [b for b in at.button if b.label.startswith("Keep the first")][0].click().run()
+    latest = store.latest(quality_app.index.fingerprint)
+    excluded = set(latest.loc[(latest["field"] == FILE_FIELD) & (latest["new_value"] == FILE_EXCLUDE), "item"])
+    dup = quality_app.planted["exact_duplicate"]
+    assert dup[1] in excluded and dup[0] not in excluded
+    at.radio(key="dq_state").set_value("Undecided").run()
+    assert not at.exception
+    assert "0 of" in " ".join(c.value for c in at.caption)
+    store.close()
+
+
+def test_split_filter_and_second_visit_reuses_the_findings(quality_app):
+    at = page_test("data_quality", quality_app, timeout=180).run()
+    assert not at.exception, at.exception
+    at.multiselect(key="dq_split").set_value(["train"]).run()
+    assert not at.exception
+    caption = " ".join(c.value for c in at.caption)
+    assert " of " in caption
+    again = page_test("data_quality", quality_app, timeout=20).run()  # no job: read from the workspace
+    assert not again.exception, again.exception
+    assert again.metric[0].value == f"{len(quality_app.index.images):,}"
+
+
+def test_page_without_a_run_says_the_person_checks_need_one(quality_app):
+    at = page_test("data_quality", quality_app, run=False, timeout=180).run()
+    assert not at.exception, at.exception
+    assert "need a run's embeddings" in " ".join(c.value for c in at.caption)
+    assert KIND_TITLES["person_outlier"] not in set(at.multiselect(key="dq_kinds").options)
