@@ -24,14 +24,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="age bins the labels are read with: default, competition or LO,HI (default: default)")
 
 
-# What `export_all` writes: a folder holding only these (and their `.tmp` partners) is an earlier
-# export of ours and may be written over; any other non-empty folder is someone's and is refused.
-EXPORT_FILES = ("relabel.csv", "train.csv", "info.csv", "images.csv", "history.csv")
+# `export_all` writes CSV files only, relabel.csv always: a folder holding our relabel.csv and
+# nothing but CSV files (and `.tmp` partners) is an earlier export and may be written again; any
+# other non-empty folder is someone's and is refused.
+RELABEL_NAME = "relabel.csv"
 
 
 def check_export_folder(out: Path) -> None:
     """UsageError unless `out` is absent, empty, or an earlier export (relabel.csv with our header
-    and nothing but EXPORT_FILES): `--out .`, a workspace or a folder of someone's CSVs is never
+    and nothing but CSV files): `--out .`, a workspace or a folder of someone's CSVs is never
     written over."""
     from audit.export import RELABEL_COLUMNS
 
@@ -45,9 +46,10 @@ def check_export_folder(out: Path) -> None:
         raise UsageError(f"--out {out} cannot be listed ({err.strerror or err})") from None
     if not names:
         return
-    foreign = [n for n in names if n not in EXPORT_FILES and not (n.startswith(".") and n.endswith(".tmp"))]
+    foreign = [n for n in names if not (n.startswith(".") and n.endswith(".tmp"))
+               and not (n.endswith(".csv") and (out / n).is_file() and not (out / n).is_symlink())]
     try:
-        with open(out / "relabel.csv", encoding="utf-8-sig") as fh:
+        with open(out / RELABEL_NAME, encoding="utf-8-sig") as fh:
             ours = fh.readline().strip() == ",".join(RELABEL_COLUMNS)
     except (OSError, UnicodeDecodeError):
         ours = False
