@@ -273,14 +273,15 @@ def draw_save_messages(*, key: str, shortcuts: bool = False) -> None:
         st.error(msg)
     msg = st.session_state.get(LAST_SAVED_KEY)
     stack = st.session_state.get(UNDO_STACK_KEY) or []
-    c1, c2 = st.columns([5, 1], vertical_alignment="center")
-    if msg:
-        c1.text(msg)
-    if toast := st.session_state.pop(TOAST_KEY, None):
-        st.toast(plain(toast), icon=":material/check:")
-    c2.button("Undo", key=f"{key}_undo", on_click=undo_last_save, disabled=not stack,
-              shortcut=KEYS["undo"] if shortcuts else None, icon=":material/undo:",
+    # Undo on the left, beside the message: the toast (top right) never covers it.
+    c1, c2 = st.columns([1, 6], vertical_alignment="center")
+    c1.button("Undo", key=f"{key}_undo", on_click=undo_last_save, disabled=not stack,
+              shortcut=KEYS["undo"] if shortcuts else None, icon=":material/undo:", width="stretch",
               help="Undo this session's last decision (a bulk decision is undone as a whole).")
+    if msg:
+        c2.text(msg)
+    if toast := st.session_state.pop(TOAST_KEY, None):
+        st.toast(plain(toast), icon=":material/check:", duration="short")
 
 
 # ----------------------------------------------------------------------------- the panel
