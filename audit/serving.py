@@ -95,6 +95,9 @@ class ServeConfig:
     max_image_pixels: int = 40_000_000
     # seconds a request may wait in LitServe's queue before it gets a 504
     request_timeout: float = 60.0
+    # torch threads of a CPU worker: OpenMP threads that wait for a descheduled sibling stall a
+    # small model's every layer on a busy box (see GradCamExplainer), so one by default
+    cpu_threads: int = 1
 
     def validate(self) -> "ServeConfig":
         """Raises ValueError (one line) for a setting that cannot work."""
@@ -106,6 +109,8 @@ class ServeConfig:
             raise ValueError(f"--device must be cuda or cpu, got {self.device!r}")
         if self.max_batch_size < 1:
             raise ValueError("--max-batch-size must be at least 1")
+        if self.cpu_threads < 1:
+            raise ValueError("--threads must be at least 1")
         if not 0 <= self.batch_timeout <= 10:
             raise ValueError("--batch-timeout must be within 0..10 seconds")
         if self.max_request_bytes < 1024 or self.max_image_bytes < 1024:
@@ -188,9 +193,12 @@ class ImagePredictor:
     calls it from one worker thread, the app serialises calls.
 
     checkpoint: model.pt or its folder. device: "cuda", "cpu", "cuda:N" or None (best).
+    cpu_threads: torch threads during a CPU call, restored after (the setting is process-wide);
+    None leaves torch's setting alone (the server sets its worker's once).
     """
 
-    def __init__(self, checkpoint: str | Path, device: str | torch.device | None = None):
+    def __init__(self, checkpoint: str | Path, device: str | torch.device | None = None,
+                 cpu_threads: int | None = 1):
         from audit.model import checkpoint_sha256, create_eval_transform, load_checkpoint, resolve_checkpoint
         from audit.prediction import resolve_device
 
@@ -205,6 +213,7 @@ class ImagePredictor:
         self.transform = create_eval_transform(card)
         self._explainer = None
         self._lock = threading.Lock()
+        self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
 
     def info(self) -> dict:
         """What answers: {"card": {...}, "checkpoint", "checkpoint_sha256", "device"}."""
@@ -242,9 +251,16 @@ class ImagePredictor:
         if not images:
             return []
         with self._lock:
-            out = self.forward([im.tensor for im in images])
-            return [self.prediction_dict(out, i, images[i], embedding=embedding, gradcam=gradcam)
-                    for i in range(len(images))]
+            before = torch.get_num_threads()
+            if self.cpu_threads:
+                torch.set_num_threads(self.cpu_threads)
+            try:
+                out = self.forward([im.tensor for im in images])
+                return [self.prediction_dict(out, i, images[i], embedding=embedding, gradcam=gradcam)
+                        for i in range(len(images))]
+            finally:
+                if self.cpu_threads:
+                    torch.set_num_threads(before)
 
     def prediction_dict(self, out: dict, i: int, image: PreparedImage, *, embedding: bool = False,
                         gradcam: GradcamRequest | None = None) -> dict:
@@ -356,7 +372,9 @@ class MaskAuditAPI(ls.LitAPI):
         self.predictor: ImagePredictor | None = None
 
     def setup(self, device):
-        self.predictor = ImagePredictor(self.config.weights, device=device)
+        if str(device).startswith("cpu"):
+            torch.set_num_threads(max(1, int(self.config.cpu_threads)))  # this worker process only
+        self.predictor = ImagePredictor(self.config.weights, device=device, cpu_threads=None)
         log.info("model %s loaded on %s", self.predictor.card.arch, device)
 
     def decode_request(self, request, **kwargs):

@@ -1,5 +1,5 @@
 """`python -m audit serve --weights weights/NAME [--host 127.0.0.1 --port 8700] [--device cuda|cpu]
-[--max-batch-size N --batch-timeout S] [--max-request-mb M --max-image-mb M]`.
+[--max-batch-size N --batch-timeout S] [--threads T] [--max-request-mb M --max-image-mb M]`.
 
 Serves the checkpoint on LitServe (see audit/serving.py for the HTTP interface): `POST /predict`,
 `GET /card`, `GET /health`. Runs until Ctrl+C. Point the app at it with
@@ -24,6 +24,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help=f"requests grouped into one forward pass at most (default: {ServeConfig.max_batch_size})")
     parser.add_argument("--batch-timeout", type=float, default=ServeConfig.batch_timeout,
                         help=f"seconds to wait for a batch to fill (default: {ServeConfig.batch_timeout})")
+    parser.add_argument("--threads", type=int, default=ServeConfig.cpu_threads,
+                        help="torch threads of the CPU worker (default: %(default)s; more helps big batches on an idle box)")
     parser.add_argument("--max-request-mb", type=float, default=ServeConfig.max_request_bytes / 2**20,
                         help="largest request body in MB; larger ones get 413 (default: %(default)g)")
     parser.add_argument("--max-image-mb", type=float, default=ServeConfig.max_image_bytes / 2**20,
@@ -34,7 +36,7 @@ def run(args) -> int:
     from audit.serving import ServeConfig, create_server, serve
 
     config = ServeConfig(weights=args.weights, host=args.host, port=args.port, device=args.device,
-                         max_batch_size=args.max_batch_size, batch_timeout=args.batch_timeout,
+                         max_batch_size=args.max_batch_size, batch_timeout=args.batch_timeout, cpu_threads=args.threads,
                          max_request_bytes=int(args.max_request_mb * 2**20), max_image_bytes=int(args.max_image_mb * 2**20))
     try:
         create_server(config)  # every setting and the checkpoint checked before anything starts
