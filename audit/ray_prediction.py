@@ -239,7 +239,12 @@ def predict_paths_ray(checkpoint: str | Path, root: str | Path, paths: Sequence[
         progress(0, n, "predicting (ray)")
     if n == 0:
         return result
+    import time
+
+    t_start = time.perf_counter()
     started = _init_ray(ray, config)
+    t_init = time.perf_counter() - t_start
+    t_first = None
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our own bar (progress) is enough
@@ -275,6 +280,8 @@ def predict_paths_ray(checkpoint: str | Path, root: str | Path, paths: Sequence[
                 if not good:
                     result["errors"][int(p)] = str(err)
             done += len(pos)
+            if t_first is None:  # Ray start, actor start-up (imports, model load) and the first batch
+                t_first = time.perf_counter() - t_start
             if progress is not None:
                 progress(done, n, "predicting (ray)")
         resources = ray.cluster_resources()
@@ -282,7 +289,9 @@ def predict_paths_ray(checkpoint: str | Path, root: str | Path, paths: Sequence[
                             "address": config.address or "local", "workers": config.workers,
                             "num_gpus_per_worker": config.num_gpus_per_worker, "gpu_decode": config.gpu_decode,
                             "cluster_cpus": float(resources.get("CPU", 0)),
-                            "cluster_gpus": float(resources.get("GPU", 0))}
+                            "cluster_gpus": float(resources.get("GPU", 0)),
+                            "init_s": round(t_init, 2), "first_batch_s": round(t_first or 0.0, 2),
+                            "total_s": round(time.perf_counter() - t_start, 2)}
     finally:
         if started:
             ray.shutdown()
