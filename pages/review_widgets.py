@@ -375,24 +375,24 @@ def decision_panel(ctx: app_cache.AppContext, target: ReviewTarget, done, *, key
         if done.note:
             st.text(f"Note: {done.note}")
     args = (key, fp, bins, target, note_key)
+    # No tooltips on these buttons: with one, Streamlit 1.67 draws a button twice after a rerun.
+    st.caption("Accept takes the checks' suggestion, Keep says the given label is right, Set picks a value, "
+               "Skip leaves the item undecided for later.")
     cols = st.columns(len(names) + 3)
     has_suggestion = target.suggested is not None and target.suggested != target.given
     cols[0].button(f"Accept: {names[target.suggested]}" if has_suggestion else "Accept",
-                   key=f"{key}_accept{suffix}", type="primary", disabled=not has_suggestion, width="stretch",
+                   key=f"{key}_accept{suffix}", type="primary", disabled=not has_suggestion, width="stretch", wrap=True,
                    on_click=_on_decide, args=(*args, "accept", None, on_decided),
-                   shortcut=KEYS["accept"] if shortcuts else None,
-                   help="Take the detectors' suggestion." if has_suggestion else "No suggestion for this item.")
-    cols[1].button(f"Keep: {names[target.given]}", key=f"{key}_keep{suffix}", width="stretch",
+                   shortcut=KEYS["accept"] if shortcuts else None)
+    cols[1].button(f"Keep: {names[target.given]}", key=f"{key}_keep{suffix}", width="stretch", wrap=True,
                    on_click=_on_decide, args=(*args, "keep", None, on_decided),
-                   shortcut=KEYS["keep"] if shortcuts else None, help="The given label is right.")
+                   shortcut=KEYS["keep"] if shortcuts else None)
     for code, name in enumerate(names):
-        cols[2 + code].button(f"Set {name}", key=f"{key}_set_{code}{suffix}", width="stretch",
+        cols[2 + code].button(f"Set {name}", key=f"{key}_set_{code}{suffix}", width="stretch", wrap=True,
                               on_click=_on_decide, args=(*args, "set", code, on_decided),
-                              shortcut=VALUE_KEYS[code] if shortcuts else None,
-                              help=f"Set the {target.field} to {name}.")
-    cols[-1].button("Skip", key=f"{key}_skip{suffix}", width="stretch", on_click=_on_decide,
-                    args=(*args, "skip", None, on_decided), shortcut=KEYS["skip"] if shortcuts else None,
-                    help="Look later: the item stays undecided.")
+                              shortcut=VALUE_KEYS[code] if shortcuts else None)
+    cols[-1].button("Skip", key=f"{key}_skip{suffix}", width="stretch", wrap=True, on_click=_on_decide,
+                    args=(*args, "skip", None, on_decided), shortcut=KEYS["skip"] if shortcuts else None)
     st.text_input("Note", key=note_key, placeholder="note, saved with the decision"
                   + (" (N to type, Enter to finish)" if shortcuts else ""), label_visibility="collapsed")
     if shortcuts:
