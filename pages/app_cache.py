@@ -241,10 +241,12 @@ def run_checkpoint(meta: dict) -> Path | None:
 def gradcam_overlays(checkpoint: str, checkpoint_sha256: str, image_file: str, image_stamp: tuple,
                      head: str, given: int, predicted: int) -> list[tuple[str, object]]:
     """[(caption, PIL overlay)] for the given and the predicted value of one head, Grad-CAM and EigenCAM."""
-    from PIL import Image
+    from audit.thumbnails import open_data_image
+
     explainer = gradcam_explainer(checkpoint, checkpoint_sha256)
-    with Image.open(image_file) as img:
-        pair = explainer.explain_pair(img, head, int(given), int(predicted), methods=("gradcam", "eigencam"))
+    # ImageUnavailable (one line, says to re-index) when the file was replaced after indexing
+    img = open_data_image(Path(image_file).parent, Path(image_file).name)
+    pair = explainer.explain_pair(img, head, int(given), int(predicted), methods=("gradcam", "eigencam"))
     names = labels.field_value_names(head)
     out = []
     for method, title in (("gradcam", "Grad-CAM"), ("eigencam", "EigenCAM")):
