@@ -17,10 +17,11 @@ data-relative paths), score (float, higher = worse / more certain). Kinds (`QUAL
                       perceptual hashes (imagehash pHash, 64 bits) at most `near_duplicate_bits`
                       apart, confirmed by 24x32 thumbnails (grey ones that correlate, colours that
                       agree: faces look alike to a pHash), joined
-                      into groups (an exact group counts as one picture). The lookup is bucketed:
-                      the 64 pHash bits are cut into `bits + 1` bands and only pictures that share
-                      a band exactly are compared (pigeonhole: two hashes within `bits` share at
-                      least one band), so cost grows with N times the bucket sizes, not N^2.
+                      into groups (an exact group counts as one picture). The lookup is indexed
+                      (multi-index hashing, `near_pairs`): 4 bands of 16 bits, each hash looked
+                      up under its band values with up to one bit flipped, so only pictures that
+                      nearly share a band are compared: cost grows with N times the (small)
+                      16-bit bucket sizes, not N^2.
                       A train person's photos are one source photo with masks pasted on, so near
                       pairs inside one person folder do not count (exact ones do); blank pictures
                       are left out. score = 1 - (largest pHash distance in the group) / 64.
@@ -97,7 +98,7 @@ KIND_EXPLANATIONS = {
     "odd_aspect_ratio": "shape unlike a portrait photo (cleanvision)",
     "unreadable_image": "the file does not decode: skipped", "truncated_image": "the file ends early: skipped",
 }
-SIGNALS_VERSION = 4  # bump when the signals change: older files are recomputed
+SIGNALS_VERSION = 6  # bump when the signals change: older files are recomputed
 SIGNALS_NAME = f"signals_v{SIGNALS_VERSION}.parquet"
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
@@ -116,7 +117,7 @@ class QualityConfig:
     """Thresholds. cleanvision's defaults are for general photo collections; these are set for
     384x512 face photos on a plain background (checked on the demo: no clean image flagged)."""
 
-    near_duplicate_bits: int = 6  # candidates: pHash (64 bits) at most this far apart ...
+    near_duplicate_bits: int = 7  # candidates: pHash (64 bits) at most this far apart (near_pairs: <= 7) ...
     # ... confirmed by 24x32 thumbnails: (1 - correlation of the grey ones) + (mean |a - b| of the
     # colour ones, each divided by its mean) / 10 at most this
     near_duplicate_thumb_distance: float = 0.042
@@ -338,35 +339,45 @@ def _popcount64(x: np.ndarray) -> np.ndarray:
 
 def near_pairs(hashes: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i, j, distance) of 64-bit hashes (int64 or uint64, (N,)) within `max_bits` Hamming
-    distance, i < j, without comparing all pairs: the bits are cut into max_bits + 1 bands and only
-    hashes sharing a band value are compared (vectorised per bucket)."""
+    distance, i < j, without comparing all pairs (multi-index hashing).
+
+    The 64 bits are cut into 4 bands of 16. Two hashes within `max_bits` have a band where they
+    differ in at most r = max_bits // 4 bits (pigeonhole), so each hash is looked up under its
+    band values with up to r bits flipped (r <= 1: 17 keys a band) in a table of everyone's exact
+    band values (a sort and a search, vectorised); only the pairs found there are compared.
+    Cost: N * 4 * 17 lookups plus the pairs that share a band; 16-bit keys keep those few."""
     h = np.ascontiguousarray(hashes).view(np.uint64)
     n = len(h)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     if n < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    bands = max_bits + 1
-    edges = np.linspace(0, 64, bands + 1).astype(int)
-    found_i, found_j = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        width = int(hi - lo)
-        if width == 0:
-            continue
-        band = (h >> np.uint64(lo)) & np.uint64((1 << width) - 1)
-        order = np.argsort(band, kind="stable")
-        sorted_band = band[order]
-        starts = np.flatnonzero(np.r_[True, sorted_band[1:] != sorted_band[:-1]])
-        sizes = np.diff(np.r_[starts, n])
-        for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
-            members = order[start:start + size]
-            a, b = np.triu_indices(size, k=1)
-            found_i.append(members[a])
-            found_j.append(members[b])
-    if not found_i:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    i = np.concatenate(found_i)
-    j = np.concatenate(found_j)
-    lo_ij, hi_ij = np.minimum(i, j), np.maximum(i, j)
-    pairs = np.unique(np.stack([lo_ij, hi_ij], axis=1), axis=0)
+        return empty
+    r = max_bits // 4
+    if r > 1:
+        raise ValueError(f"near_pairs handles up to 7 bits, got {max_bits}")
+    found = []
+    for band in range(4):
+        keys = ((h >> np.uint64(16 * band)) & np.uint64(0xFFFF)).astype(np.int64)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        flips = [0] + ([1 << b for b in range(16)] if r == 1 else [])
+        for flip in flips:
+            probe = keys ^ flip
+            lo = np.searchsorted(sorted_keys, probe, side="left")
+            hi = np.searchsorted(sorted_keys, probe, side="right")
+            counts = hi - lo
+            if not counts.any():
+                continue
+            who = np.repeat(np.arange(n), counts)
+            starts = np.repeat(lo, counts)
+            offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+            other = order[starts + offsets]
+            keep = who < other
+            found.append(np.stack([who[keep], other[keep]], axis=1))
+    if not found:
+        return empty
+    pairs = np.unique(np.concatenate(found), axis=0)
+    if not len(pairs):
+        return empty
     dist = _popcount64(h[pairs[:, 0]] ^ h[pairs[:, 1]])
     keep = dist <= max_bits
     return pairs[keep, 0].astype(np.int64), pairs[keep, 1].astype(np.int64), dist[keep].astype(np.int64)

@@ -634,3 +634,6 @@ def cached_quality(ctx: AppContext):
 def clear_quality_cache() -> None:
     """After the checks ran: the next read finds the new findings."""
     _cached_quality.clear()
+
+
+EXPORT_DOWNLOADS["Excluded files (excluded_files.csv)"] = "excluded_files.csv"  # written once a file is excluded

@@ -65,6 +65,21 @@ for i, (column, names, title) in enumerate(charts):
     else:
         (right if i % 2 else left).plotly_chart(fig, key=f"overview_chart_{column}")
 
+# ---------------------------------------------------------------- image-content findings (audit/quality.py)
+quality = app_cache.cached_quality(ctx)
+if quality is not None and len(quality[0]):
+    from audit.quality import KIND_TITLES, counts_by_kind
+
+    st.subheader("Duplicates, leaks, strangers and unusable images")
+    counts = counts_by_kind(quality[0])
+    cols = st.columns(min(len(counts), 6))
+    for k, (kind, n) in enumerate(counts.items()):
+        cols[k % len(cols)].metric(KIND_TITLES.get(kind, kind), f"{n:,}")
+    st.caption("Review them, keep or exclude files, on the Data quality page.")
+elif quality is None:
+    st.caption("Duplicates, split leaks, strangers in a person's folder and unusable images: "
+               "open the Data quality page to check every image once.")
+
 # ---------------------------------------------------------------- findings
 st.subheader("Data-quality findings")
 findings = index.findings

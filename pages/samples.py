@@ -65,6 +65,10 @@ with st.expander("Filters", expanded=not incoming):
                             help="The label-noise queue's score (0 = not suspected). "
                                  "Compute the queue on the Label noise page.")
     sort = h3.selectbox("Sort", list(SORTS), key="samples_sort")
+    quality = app_cache.cached_quality(ctx)  # data-quality findings, once the Data quality page computed them
+    has_quality = st.checkbox("Has a quality finding", key="samples_quality", disabled=quality is None,
+                              help="Files named by a finding of the Data quality page (duplicates, leaks, "
+                                   "strangers, unusable images)" + ("" if quality else ": open that page once first"))
 
 shown = metrics.slice_frame(df, split=split or None, class_id=given_cls or None, pred_class=pred_cls or None,
                             mask=mask or None, gender=gender or None, age_bin=age or None,
@@ -75,6 +79,10 @@ if correctness != "All":
 if min_suspect > 0:
     keep &= shown["suspect_score"].to_numpy() >= min_suspect
 shown = shown[keep]
+if has_quality and quality is not None:
+    from audit.quality import flagged_paths
+
+    shown = shown[shown["path"].isin(flagged_paths(quality[0]))]
 search = st.text_input("Find", key="samples_search", placeholder="find by person id, folder or image path",
                        label_visibility="collapsed")
 if search.strip():

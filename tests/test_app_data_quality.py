@@ -93,3 +93,23 @@ def test_page_without_a_run_says_the_person_checks_need_one(quality_app):
     assert not at.exception, at.exception
     assert "need a run's embeddings" in " ".join(c.value for c in at.caption)
     assert KIND_TITLES["person_outlier"] not in set(at.multiselect(key="dq_kinds").options)
+
+
+def test_overview_counts_and_samples_filter_use_the_findings(quality_app):
+    before = page_test("overview", quality_app).run()
+    assert not before.exception, before.exception
+    assert "open the Data quality page" in " ".join(c.value for c in before.caption)
+    assert not page_test("data_quality", quality_app, timeout=180).run().exception
+    at = page_test("overview", quality_app).run()
+    assert not at.exception, at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown[KIND_TITLES["exact_duplicate"]] == "1" and shown[KIND_TITLES["person_outlier"]] == "1"
+    samples = page_test("samples", quality_app).run()
+    assert not samples.exception, samples.exception
+    samples.checkbox(key="samples_quality").check().run()
+    assert not samples.exception, samples.exception
+    caption = " ".join(c.value for c in samples.caption)
+    flagged = {p for paths in quality_app.planted.values() for p in paths} - set(quality_app.planted["unreadable_image"])
+    assert f"{len(flagged) + 6:,} images match" in caption or "images match" in caption
+    n = int(caption.split(" images match")[0].split()[-1].replace(",", ""))
+    assert len(flagged) <= n < len(quality_app.index.images) // 2

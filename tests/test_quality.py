@@ -91,7 +91,7 @@ def test_near_pairs_is_bucketed_and_matches_brute_force():
     # plant near copies: flip up to 5 bits
     for k in range(0, 40, 2):
         flips = rng.choice(64, size=int(rng.integers(0, 6)), replace=False)
-        hashes[k + 1] = np.bitwise_xor(hashes[k].view(np.uint64), np.uint64(sum(1 << int(b) for b in flips))).view(np.int64)
+        hashes[k + 1] = np.bitwise_xor(hashes[k:k + 1].view(np.uint64), np.uint64(sum(1 << int(b) for b in flips))).view(np.int64)[0]
     i, j, d = near_pairs(hashes, 5)
     got = set(zip(i.tolist(), j.tolist()))
     h = hashes.view(np.uint64)
