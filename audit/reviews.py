@@ -383,6 +383,14 @@ class ReviewStore:
                                  "count": pd.Series(dtype="int64")})
         return (latest.groupby(["field", "decision"]).size().rename("count").reset_index())
 
+    def _votes_of_shared_items(self, fingerprint: str) -> pd.DataFrame:
+        """History rows (no skips) of the items that two or more reviewers decided, oldest first.
+        The cut is made in SQL: most items have one reviewer, and pages ask on every rerun."""
+        sql = (f"SELECT {', '.join(COLUMNS)} FROM decisions WHERE fingerprint = ? AND decision != 'skip' "
+               "AND (item, field) IN (SELECT item, field FROM decisions WHERE fingerprint = ? "
+               "AND decision != 'skip' GROUP BY item, field HAVING COUNT(DISTINCT reviewer) >= 2) ORDER BY id")
+        return self._frame(sql, [fingerprint, fingerprint])
+
     def conflicts(self, fingerprint: str) -> pd.DataFrame:
         """Items two or more reviewers decided differently: one row per (item, field).
 
@@ -393,22 +401,23 @@ class ReviewStore:
         conflict. Columns: item, field, votes ("alice: 1; bob: 0", codes), parties, resolved,
         resolved_by, value (the latest decided code), given, suggested, split, person, path, created.
         """
-        hist = self.history(fingerprint)
-        hist = hist[hist["decision"] != "skip"]
+        hist = self._votes_of_shared_items(fingerprint)
+        # Plain dicts and lists: per-group pandas access costs milliseconds a group.
+        groups: dict[tuple, list[dict]] = {}
+        for r in hist.to_dict("records"):
+            groups.setdefault((r["item"], r["field"]), []).append(r)
         out = []
-        for (item, field), rows in hist.groupby(["item", "field"], sort=False):
-            if rows["reviewer"].nunique() < 2:
-                continue
+        for (item, field), rows in groups.items():
             votes: dict[str, int] = {}
             parties: tuple = ()
             opened_at = None
-            for r in rows.itertuples(index=False):
-                votes[r.reviewer] = int(r.new_value)
+            for r in rows:
+                votes[r["reviewer"]] = int(r["new_value"])
                 if not parties and len(set(votes.values())) > 1:
-                    parties, opened_at = tuple(sorted(votes)), r.id
+                    parties, opened_at = tuple(sorted(votes)), r["id"]
             if not parties:
                 continue
-            last = rows.iloc[-1]
+            last = rows[-1]
             resolved = bool(last["reviewer"] not in parties and last["id"] > opened_at)
             if not resolved and len(set(votes[p] for p in parties if p in votes)) == 1:
                 continue  # the parties agree again
@@ -427,8 +436,7 @@ class ReviewStore:
         """Per field, over items decided (not skipped) by 2+ reviewers: how often their latest
         values all agree. Columns field, items (with 2+ reviewers), agree, agreement (0..1, NaN
         when no item has two reviewers)."""
-        hist = self.history(fingerprint)
-        hist = hist[hist["decision"] != "skip"]
+        hist = self._votes_of_shared_items(fingerprint)
         votes = hist.groupby(["field", "item", "reviewer"], sort=False)["new_value"].last().reset_index()
         per_item = votes.groupby(["field", "item"]).agg(reviewers=("reviewer", "size"),
                                                        values=("new_value", "nunique"))
