@@ -25,6 +25,7 @@ COMMANDS = {
     "review": ("audit.commands.review", "import a relabel list (CSV of item, field, value, note) as review decisions"),
     "quality": ("audit.commands.quality", "find duplicates, split leaks, strangers in a person's folder and unusable images"),
     "bench-quality": ("audit.commands.bench_quality", "score the data-quality checks against the demo's planted defects"),
+    "pretrain": ("audit.commands.pretrain", "domain pretraining for the demo: a backbone on many drawn identities' true labels"),
     "serve": ("audit.commands.serve", "serve a checkpoint over HTTP (LitServe): /predict, /card, /health"),
 }
 

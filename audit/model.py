@@ -39,6 +39,10 @@ class PretrainedWeightsUnavailable(RuntimeError):
     """ImageNet weights for the backbone could not be fetched (no network, no cache)."""
 
 
+class PretrainedFileMismatch(ValueError):
+    """A Mask Audit checkpoint given as --pretrained-file does not fit the model asked for (one line)."""
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What a checkpoint is and how to feed it; written as JSON beside the weights."""
@@ -212,14 +216,19 @@ def create_model(
     if not timm.is_model(arch):
         raise ValueError(f"unknown timm architecture {arch!r} (see timm.list_models())")
     crop = validate_crop(crop)
+    start_from = None  # a Mask Audit checkpoint (domain pretraining): backbone and heads both start from it
     if pretrained_file is not None:
         pretrained_file = Path(pretrained_file).expanduser()
         if not pretrained_file.is_file():
             raise FileNotFoundError(f"pretrained weights file not found: {pretrained_file}")
         pretrained = True
+        start_from = _mask_audit_payload(pretrained_file)
+        if start_from is not None:
+            _check_pretrained_card(ModelCard.from_dict(start_from["card"]), arch, pretrained_file)
+            pretrained = False
     try:
         backbone = _timm_create(arch, pretrained=pretrained, img_size=img_size, drop_rate=0.0,
-                                pretrained_file=pretrained_file)
+                                pretrained_file=pretrained_file if start_from is None else None)
     except (OSError, RuntimeError, ConnectionError) as err:
         if not pretrained or pretrained_file is not None:
             raise
@@ -250,7 +259,40 @@ def create_model(
         versions=library_versions(),
         created=_now(),
     )
-    return MaskAuditNet(backbone, embedding_dim, card, drop_rate=drop_rate)
+    model = MaskAuditNet(backbone, embedding_dim, card, drop_rate=drop_rate)
+    if start_from is not None:
+        state = {k: (v.float() if v.is_floating_point() else v) for k, v in start_from["state_dict"].items()}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise PretrainedFileMismatch(f"{pretrained_file} does not fit {arch!r}: {first}") from None
+    return model
+
+
+def _mask_audit_payload(path: Path) -> dict | None:
+    """The payload of a Mask Audit checkpoint (format, card, state_dict), or None for any other file
+    (a plain timm/torch state dict goes to timm as before)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file torch can read safely: timm gets to try (and explain)
+        return None
+    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        return payload
+    return None
+
+
+def _check_pretrained_card(card: "ModelCard", arch: str, path: Path) -> None:
+    if card.arch != arch:
+        raise PretrainedFileMismatch(
+            f"{path} was trained as {card.arch!r}, not {arch!r}: use --arch {card.arch} or another --pretrained-file")
+
+
+def pretrained_card(path: str | Path) -> "ModelCard | None":
+    """The model card of a Mask Audit checkpoint used as a starting point (None for other files):
+    its input size and crop are the ones to fine-tune at."""
+    payload = _mask_audit_payload(Path(path).expanduser())
+    return ModelCard.from_dict(payload["card"]) if payload is not None else None
 
 
 def library_versions() -> dict:

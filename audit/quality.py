@@ -28,15 +28,19 @@ data-relative paths), score (float, higher = worse / more certain). Kinds (`QUAL
     split_leak        a duplicate group (exact or near) with members in train and eval: the model
                       is scored on a picture it trained on. `path` = the group's first eval member,
                       `related` = the others (train ones first). score 1 (exact) or the near score.
-    person_outlier    a photo in a train person's folder that is not the same face as the other
-                      photos: its embedding (a run's, mask-state mean removed, since 5 of 7 photos
-                      wear a mask) lies far from the median of the person's other photos. score = a
-                      robust z (how many spreads past the typical distance of a person's own
-                      photos, per mask state); flagged at `outlier_z`. related = the person's
-                      other photos.
-    person_mixed      a train person whose photos do not form one face at all (the median photo is
-                      already an outlier, `mixed_z`): `path` = the person folder, related = the
-                      photos. Such a person gets no person_outlier findings.
+    person_outlier    a photo in a train person's folder that is not the person's picture. A
+                      person's 7 photos are one source photo with masks pasted on (the real set and
+                      the demo alike), so the part above any mask (forehead, eyes, hair: the top
+                      44% of a 24x32 thumbnail) is the same in all of them: a photo whose top part
+                      differs from the median of the others by `same_picture_levels` grey levels
+                      or more is another picture (no model needed; score = that difference). With
+                      a run, its embeddings give the face distance too (mask-state mean removed,
+                      distance to the median of the other photos as a robust z per mask state),
+                      reported beside it; without thumbnails the embeddings decide (`outlier_z`).
+                      related = the person's other photos.
+    person_mixed      a train person whose photos are not one picture at all (the median photo is
+                      already that far from the others; embeddings only: `mixed_z`): `path` = the
+                      person folder, related = the photos. Such a person gets no person_outlier.
     dark, light, blurry, low_information, grayscale, odd_size, odd_aspect_ratio
                       cleanvision's image properties (`cleanvision.issue_managers.image_property`:
                       the same `calculate` / `get_scores` / `mark_issue` that `Imagelab.find_issues`
@@ -107,7 +111,8 @@ _PROGRESS_EVERY = 200
 _RAW_COLUMNS = ("brightness_perc_99", "brightness_perc_5", "entropy", "blurriness",
                 "blurriness_grayscale_std", "color_space", "size", "aspect_ratio")
 
-THUMB_SIZE = (24, 32)  # (w, h) colour thumbnail kept per image to confirm near duplicates
+THUMB_SIZE = (24, 32)  # (w, h) colour thumbnail kept per image (near duplicates, person checks)
+TOP_FRACTION = 14 / 32  # the part of a face photo above any mask: forehead, eyes, hair
 
 Progress = Callable[[int, int, str], None]
 
@@ -134,6 +139,7 @@ class QualityConfig:
     odd_aspect_ratio_threshold: float = 0.6  # min(w/h, h/w) below this; 384x512 is 0.75 (default 0.35)
     odd_size_iqr_factor: float = 3.0  # cleanvision default (all 384x512: any other size is odd)
     gray_channel_tolerance: int = 2  # an RGB image whose channels differ by at most this is grey
+    same_picture_levels: float = 8.0  # person checks: a photo's top part this far (grey levels) from the others is another picture
     outlier_z: float = 5.0  # person_outlier: robust z of the photo's distance to the person's other photos
     mixed_z: float = 3.5  # person_mixed: the person's median photo z at least this
 
@@ -528,42 +534,36 @@ def _property_detail(kind: str, rec, score: float, config: QualityConfig) -> str
 
 # -- a person's photos (embeddings) ---------------------------------------------------------------
 
-def person_findings(images: pd.DataFrame, embeddings: np.ndarray, config: QualityConfig = QualityConfig(),
-                    *, shown_mask=None) -> pd.DataFrame:
-    """person_outlier and person_mixed findings from embeddings (N, D) row-aligned with `images`
-    (index columns path, split, person, mask). Train people with at least 4 photos are judged.
-    `shown_mask` (N,): the mask state each photo shows (a run's prediction), used instead of the
-    given `mask` to remove each state's mean, so a swapped normal / incorrect_mask pair is not
-    mistaken for strangers."""
-    rows = []
-    if embeddings is None or not len(images):
-        return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
-    emb = np.asarray(embeddings, dtype=np.float32)
-    mask = images["mask"].to_numpy() if shown_mask is None else np.asarray(shown_mask)
-    # Remove each mask state's mean: otherwise the normal and incorrect_mask photos are a person's
-    # "outliers" by their mask alone.
-    resid = emb.copy()
-    for m in np.unique(mask):
-        resid[mask == m] -= emb[mask == m].mean(axis=0)
+def _person_groups(images: pd.DataFrame) -> list[np.ndarray]:
+    """Row indices of each train person with at least 4 photos (in index order)."""
     train = np.flatnonzero(images["split"].to_numpy() == "train")
     persons = images["person"].to_numpy()[train]
     order = np.argsort(persons, kind="stable")
     train, persons = train[order], persons[order]
     starts = np.flatnonzero(np.r_[True, persons[1:] != persons[:-1]])
     ends = np.r_[starts[1:], len(persons)]
+    return [train[s:e] for s, e in zip(starts, ends) if e - s >= 4]
+
+
+def _leave_one_out(x: np.ndarray, metric) -> np.ndarray:
+    """metric(photo, median of the other photos) per row of x (n, d): a stranger among the others
+    does not move their median."""
+    return np.array([metric(x[k], np.median(np.delete(x, k, axis=0), axis=0)) for k in range(len(x))])
+
+
+def face_distances(images: pd.DataFrame, embeddings: np.ndarray, shown_mask=None) -> np.ndarray:
+    """Per image (N,): robust z of the embedding's distance to the median of the person's other
+    photos, per mask state (NaN outside judged train people). Each mask state's mean is removed
+    first (5 of 7 photos wear a mask); `shown_mask` (a run's predicted mask state) instead of the
+    given one, so a swapped normal / incorrect_mask pair is not mistaken for strangers."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    mask = images["mask"].to_numpy() if shown_mask is None else np.asarray(shown_mask)
+    resid = emb.copy()
+    for m in np.unique(mask):
+        resid[mask == m] -= emb[mask == m].mean(axis=0)
     dist = np.full(len(images), np.nan)
-    groups = []
-    for s, e in zip(starts, ends):
-        idx = train[s:e]
-        if len(idx) < 4:
-            continue
-        x = resid[idx]
-        # The median of the person's other photos: one stranger among them does not move it.
-        others = np.stack([np.median(np.delete(x, k, axis=0), axis=0) for k in range(len(idx))])
-        dist[idx] = np.linalg.norm(x - others, axis=1)
-        groups.append(idx)
-    if not groups:
-        return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+    for idx in _person_groups(images):
+        dist[idx] = _leave_one_out(resid[idx], lambda a, b: float(np.linalg.norm(a - b)))
     z = np.full(len(images), np.nan)
     for m in np.unique(mask):
         sel = (mask == m) & ~np.isnan(dist)
@@ -572,14 +572,62 @@ def person_findings(images: pd.DataFrame, embeddings: np.ndarray, config: Qualit
         med = np.median(dist[sel])
         mad = np.median(np.abs(dist[sel] - med)) * 1.4826 or 1e-9
         z[sel] = (dist[sel] - med) / mad
+    return z
+
+
+def picture_distances(images: pd.DataFrame, thumbs) -> np.ndarray:
+    """Per image (N,): mean |difference| (grey levels, 0-255) between the top of its colour
+    thumbnail (forehead, eyes, hair: above any mask) and the median of the person's other photos;
+    NaN outside judged train people. A person's 7 photos are one source photo with masks pasted
+    on, so this is near 0 for them (0.0 on the demo) and large for another picture."""
+    rows = int(round(THUMB_SIZE[1] * TOP_FRACTION))
+    rgb = np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(len(thumbs), THUMB_SIZE[1], THUMB_SIZE[0], 3)
+    top = rgb[:, :rows].reshape(len(thumbs), -1).astype(np.float32)
+    dist = np.full(len(images), np.nan)
+    for idx in _person_groups(images):
+        dist[idx] = _leave_one_out(top[idx], lambda a, b: float(np.abs(a - b).mean()))
+    return dist
+
+
+def person_findings(images: pd.DataFrame, embeddings: np.ndarray | None = None,
+                    config: QualityConfig = QualityConfig(), *, shown_mask=None, thumbs=None) -> pd.DataFrame:
+    """person_outlier and person_mixed findings for the train people (at least 4 photos) of
+    `images` (index columns path, split, person, mask).
+
+    Evidence: `thumbs` (colour thumbnails from the signals, row-aligned): a photo whose top part
+    differs from the person's other photos by `same_picture_levels` or more is another picture
+    (`picture_distances`); `embeddings` (N, D) (a run's): how far its face is from the others'
+    (`face_distances`, robust z). With thumbnails the picture decides and the face distance is
+    reported beside it; with embeddings only, z >= `outlier_z` decides (`mixed_z` for the median)."""
+    rows = []
+    if (embeddings is None and thumbs is None) or not len(images):
+        return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+    z = face_distances(images, embeddings, shown_mask) if embeddings is not None else np.full(len(images), np.nan)
+    pix = picture_distances(images, thumbs) if thumbs is not None else None
     paths = images["path"].to_numpy()
-    for idx in groups:
+    for idx in _person_groups(images):
+        folder = paths[idx[0]].rsplit("/", 1)[0]
+        face = "" if np.all(np.isnan(z[idx])) else None
+        if pix is not None:
+            d = pix[idx]
+            if float(np.median(d)) >= config.same_picture_levels:
+                rows.append(("person_mixed", folder, f"the {len(idx)} photos are not one source photo: the median "
+                             f"photo's top part differs from the others by {np.median(d):.0f} grey levels",
+                             [str(p) for p in paths[idx]], float(np.median(d))))
+                continue
+            k = int(np.argmax(d))
+            if d[k] >= config.same_picture_levels:
+                face = "" if face == "" else f"; its face is {z[idx][k]:.1f} spreads from theirs (run embeddings)"
+                rows.append(("person_outlier", str(paths[idx[k]]),
+                             f"another picture than the other {len(idx) - 1} photos: its top part (hair, eyes) "
+                             f"differs by {d[k]:.0f} grey levels{face}",
+                             [str(p) for p in paths[np.delete(idx, k)]], float(d[k])))
+            continue
         zi = z[idx]
         if np.all(np.isnan(zi)):
             continue
         median_z = float(np.nanmedian(zi))
         if median_z >= config.mixed_z:
-            folder = paths[idx[0]].rsplit("/", 1)[0]
             rows.append(("person_mixed", folder,
                          f"the {len(idx)} photos do not form one face (median photo {median_z:.1f} spreads from its person)",
                          [str(p) for p in paths[idx]], median_z))
@@ -639,14 +687,18 @@ def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, em
     drop = (((props["kind"] != "low_information") & props["path"].isin(blank_paths))
             | (props["kind"].isin(("blurry", "grayscale")) & props["path"].isin(dark_paths)))
     parts.append(props[~drop])
+    # Photos already found unusable (dark, blank, blurred...) are far from everyone: judged by what
+    # they are, they stay out of the person checks.
+    have = ~good["path"].isin(set(props["path"])).to_numpy()
+    emb = None
     if embeddings is not None:
         emb = np.asarray(embeddings, dtype=np.float32)[~bad]
-        # Photos already found unusable (dark, blank, blurred...) are far from anyone in the
-        # embedding: judged by what they are, they stay out of the face comparison.
-        unusable = good["path"].isin(set(props["path"])).to_numpy()
-        have = ~np.isnan(emb).any(axis=1) & ~unusable
-        shown = None if shown_mask is None else np.asarray(shown_mask)[~bad][have]
-        parts.append(person_findings(good_images[have].reset_index(drop=True), emb[have], config, shown_mask=shown))
+        have &= ~np.isnan(emb).any(axis=1)
+        emb = emb[have]
+    shown = None if shown_mask is None else np.asarray(shown_mask)[~bad][have]
+    thumbs = good["thumb"].to_numpy()[have] if "thumb" in good.columns else None
+    parts.append(person_findings(good_images[have].reset_index(drop=True), emb, config, shown_mask=shown,
+                                 thumbs=thumbs))
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty_findings()
@@ -724,10 +776,10 @@ def quality_report(index, *, run=None, config: QualityConfig = QualityConfig(), 
 
 def _report_source(run, has_embeddings: bool) -> str:
     if run is None:
-        return "no run chosen: the person checks (person_outlier, person_mixed) need a run's embeddings"
+        return "the pictures only (no run chosen: a run's embeddings would add each stranger's face distance)"
     if not has_embeddings:
-        return f"the run {Path(run.path).name} has no embeddings: person checks skipped"
-    return f"embeddings of the run {Path(run.path).name}"
+        return f"the pictures only (the run {Path(run.path).name} has no embeddings)"
+    return f"the pictures and the embeddings of the run {Path(run.path).name}"
 
 
 def load_cached_report(index, *, run=None, config: QualityConfig = QualityConfig()) -> QualityReport | None:

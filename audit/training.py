@@ -85,6 +85,12 @@ DEMO_EVAL_IMAGES = 400
 DEMO_SEED = 0
 # 9 epochs: `python -m audit demo` takes about 5 minutes on 2 CPU cores (3 folds + final, eval in the folds).
 DEMO_EPOCHS = 9
+# The domain-pretrained backbone (`python -m audit pretrain`, audit/pretraining.py) the demo model and
+# bench-noise fine-tune from when it is there; its card sets the architecture, input size and crop.
+DEMO_PRETRAINED = Path(__file__).resolve().parent.parent / "weights" / "pretrained" / "model.pt"
+# Fine-tuning starts from a model that already sees the faces: fewer epochs at a lower peak rate.
+DEMO_FINETUNE_EPOCHS = 4
+DEMO_FINETUNE_LR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -656,9 +662,25 @@ def training_code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def demo_train_config(**changes) -> TrainConfig:
-    """The demo model's settings (from scratch: the demo must work without a network)."""
-    return dataclasses.replace(TrainConfig(pretrained=False, epochs=DEMO_EPOCHS, crop=DEMO_CROP), **changes)
+def demo_train_config(*, pretrained_file: str | Path | None = None, **changes) -> TrainConfig:
+    """The demo model's settings. No network is needed either way: from scratch (the default without
+    `pretrained_file`), or fine-tuned from a local Mask Audit checkpoint (e.g. DEMO_PRETRAINED),
+    whose card sets the architecture, input size and crop; `changes` override any of it."""
+    if pretrained_file is None:
+        return dataclasses.replace(TrainConfig(pretrained=False, epochs=DEMO_EPOCHS, crop=DEMO_CROP), **changes)
+    from audit.model import pretrained_card
+
+    base = TrainConfig(pretrained=True, pretrained_file=str(pretrained_file), epochs=DEMO_FINETUNE_EPOCHS,
+                       lr=DEMO_FINETUNE_LR, crop=DEMO_CROP)
+    card = pretrained_card(pretrained_file)
+    if card is not None:
+        base = dataclasses.replace(base, arch=card.arch, img_size=card.image_size, crop=card.crop)
+    return dataclasses.replace(base, **changes)
+
+
+def default_pretrained_file() -> Path | None:
+    """DEMO_PRETRAINED when it is there (the committed domain-pretrained backbone), else None."""
+    return DEMO_PRETRAINED if DEMO_PRETRAINED.is_file() else None
 
 
 def train(index, out_dir: str | Path, *, progress: Progress | None = None, how_to_reproduce: str | None = None,

@@ -1,7 +1,8 @@
 """Tiny trees and runs for the data-quality checks (owner: data-quality work).
 
-`quality_tree(path)`: a seed-layout dataset of noise pictures (every picture differs) with one
-defect of each image-level kind planted by hand; returns {kind: [paths]}.
+`quality_tree(path)`: a seed-layout dataset of noise pictures with one defect of each kind
+planted by hand; returns {kind: [paths]}. A person's 7 photos share their top half (one source
+photo, "masks" pasted below), as in the real set; eval pictures all differ.
 `identity_run(index, run_dir, stranger=...)`: a run without a model whose embeddings are one
 vector per person (plus the mask state's, plus noise), the `stranger` photo given someone else's.
 """
@@ -33,8 +34,15 @@ def quality_tree(root: Path, *, people: int = 4, seed: int = 0) -> dict[str, lis
     for p in range(people):
         folder = root / "images" / "train" / f"ffhq-{p:05d}_female_White_30"
         folder.mkdir(parents=True, exist_ok=True)
+        source = noise_picture(rng)
         for slot in SLOTS:
-            noise_picture(rng).save(folder / f"{slot}.png", compress_level=1)
+            photo = source.copy()
+            photo.paste(noise_picture(rng, size=(384, 256)), (0, 256))  # the "mask": the lower half
+            photo.save(folder / f"{slot}.png", compress_level=1)
+    if people >= 4:  # a photo of someone else in the fourth person's folder
+        stranger = "images/train/ffhq-00003_female_White_30/mask2.png"
+        noise_picture(rng).save(root / stranger, compress_level=1)
+        planted["person_outlier"] = [stranger]
     ev = root / "images" / "eval"
     ev.mkdir(parents=True, exist_ok=True)
 

@@ -18,7 +18,7 @@ def quality_app(tmp_path, monkeypatch) -> AppData:
     planted = quality_tree(root, people=10)
     index = index_dataset(root)
     ws = tmp_path / "workspace"
-    stranger = "images/train/ffhq-00004_female_White_30/mask2.png"
+    stranger = planted["person_outlier"][0]
     run = identity_run(index, ws / "runs" / "identity", stranger=stranger)
     monkeypatch.setenv("MASK_AUDIT_DATA", str(root))
     monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(ws))
@@ -37,7 +37,7 @@ def test_page_finds_groups_and_records_decisions(quality_app):
     assert at.title[0].value == "Data quality"
     shown = {m.label: m.value for m in at.metric}
     assert shown["Images checked"] == f"{len(quality_app.index.images):,}"
-    assert "embeddings of the run identity" in " ".join(c.value for c in at.caption)
+    assert "the embeddings of the run identity" in " ".join(c.value for c in at.caption)
     kinds = at.multiselect(key="dq_kinds")
     assert {KIND_TITLES[k] for k in ("exact_duplicate", "split_leak", "person_outlier", "dark", "blurry")} <= set(kinds.options)
     # the stranger's group, the stranger marked
@@ -88,11 +88,11 @@ def test_split_filter_and_second_visit_reuses_the_findings(quality_app):
     assert again.metric[0].value == f"{len(quality_app.index.images):,}"
 
 
-def test_page_without_a_run_says_the_person_checks_need_one(quality_app):
+def test_page_without_a_run_finds_the_stranger_from_the_pictures(quality_app):
     at = page_test("data_quality", quality_app, run=False, timeout=180).run()
     assert not at.exception, at.exception
-    assert "need a run's embeddings" in " ".join(c.value for c in at.caption)
-    assert KIND_TITLES["person_outlier"] not in set(at.multiselect(key="dq_kinds").options)
+    assert "the pictures only (no run chosen" in " ".join(c.value for c in at.caption)
+    assert KIND_TITLES["person_outlier"] in set(at.multiselect(key="dq_kinds").options)
 
 
 def test_overview_counts_and_samples_filter_use_the_findings(quality_app):

@@ -52,8 +52,6 @@ def test_demo_planted_defects_are_found_and_nothing_else(tiny_demo):
             "low_information"} <= set(truth["kind"])
     _index, findings = _findings(tiny_demo)
     for row in truth.itertuples(index=False):
-        if row.kind == "person_outlier":
-            continue  # needs embeddings: test_person_checks_*
         rows = findings[findings["kind"] == row.kind]
         if row.kind in GROUP_KINDS:
             assert any({row.path, *row.related} <= {p, *r} for p, r in zip(rows["path"], rows["related"])), row
@@ -133,14 +131,16 @@ def test_person_checks_find_the_stranger_and_the_mixed_person_only():
 def test_quality_report_uses_a_run_is_cached_and_refuses_other_data(tmp_path):
     planted = quality_tree(tmp_path / "data", people=12)
     index = index_dataset(tmp_path / "data")
-    stranger = "images/train/ffhq-00003_female_White_30/mask2.png"
+    stranger = planted["person_outlier"][0]
     from audit.runs import Run
 
     run = Run.open(identity_run(index, tmp_path / "run", stranger=stranger))
     report = quality_report(index, run=run)
-    assert not report.reused and "embeddings of the run" in report.embeddings_from
+    assert not report.reused and "the embeddings of the run" in report.embeddings_from
     outliers = report.findings[report.findings["kind"] == "person_outlier"]
     assert list(outliers["path"]) == [stranger]
+    assert "spreads from theirs (run embeddings)" in outliers.iloc[0]["detail"]  # the face distance beside
+    assert "person_mixed" not in set(report.findings["kind"])
     again = quality_report(index, run=run)
     assert again.reused and again.findings["path"].tolist() == report.findings["path"].tolist()
     assert again.findings["related"].map(list).tolist() == report.findings["related"].map(list).tolist()

@@ -1,11 +1,13 @@
 """`python -m audit demo [--people N] [--eval M] [--seed S] [--epochs E] [--folds K] [--use-committed]
-[--weights-out DIR] [--force]`.
+[--no-pretrained | --pretrained-file F] [--weights-out DIR] [--force]`.
 
 The whole pipeline on the built-in demo, in the workspace: draw the demo dataset
 (workspace/demo, unless a complete demo of the same size and seed is there), train the demo model
 with person-grouped out-of-fold predictions (workspace/weights/demo, unless the checkpoint there
 was trained on the same data with the same settings), and predict it into workspace/runs/demo.
 `--use-committed` predicts with the committed weights/demo checkpoint instead of training.
+The demo model is fine-tuned from the domain-pretrained backbone (weights/pretrained/model.pt, made
+by `python -m audit pretrain`) when it is there; `--no-pretrained` trains from scratch.
 """
 from __future__ import annotations
 
@@ -28,7 +30,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help=f"demo eval images (default: {DEMO_EVAL_IMAGES})")
     parser.add_argument("--data-seed", type=int, default=DEMO_SEED, help=f"seed of the demo drawing (default: {DEMO_SEED})")
     add_training_arguments(parser, demo_train_config())
-    parser.add_argument("--arch", default=demo_train_config().arch, help="timm architecture (default: %(default)s)")
+    parser.add_argument("--arch", default=None,
+                        help="timm architecture (default: the pretrained checkpoint's, else test_resnet)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--no-pretrained", action="store_true",
+                       help="train from scratch (default: fine-tune from weights/pretrained/model.pt when present)")
+    start.add_argument("--pretrained-file", metavar="F", default=None,
+                       help="fine-tune from this Mask Audit checkpoint (default: weights/pretrained/model.pt)")
     parser.add_argument("--use-committed", action="store_true",
                         help="predict with the committed weights/demo checkpoint instead of training")
     parser.add_argument("--weights-out", default=None, metavar="DIR",
@@ -62,9 +70,30 @@ def _checkpoint_is_current(checkpoint: Path, index, config) -> bool:
         and (config.folds == 0 or oof_path(checkpoint).is_file())
 
 
+def demo_config_from_args(args, bins):
+    """The demo's TrainConfig: fine-tuned from the domain-pretrained checkpoint (--pretrained-file, or
+    weights/pretrained/model.pt when present) unless --no-pretrained; explicit options win."""
+    from audit.commands.train import config_from_args
+    from audit.model import pretrained_card
+    from audit.training import default_pretrained_file, demo_train_config
+
+    start = None if args.no_pretrained else (args.pretrained_file or default_pretrained_file())
+    if start is not None:
+        if not Path(start).is_file():
+            raise UsageError(f"--pretrained-file not found: {start}")
+        if pretrained_card(start) is None:
+            raise UsageError(f"{start} is not a Mask Audit checkpoint (python -m audit pretrain makes one)")
+    defaults = demo_train_config(pretrained_file=start)
+    arch = args.arch or defaults.arch
+    if start is not None and arch != defaults.arch:
+        raise UsageError(f"{start} was trained as {defaults.arch!r}, not {arch!r}: drop --arch or pass --no-pretrained")
+    return config_from_args(args, arch=arch, pretrained=start is not None,
+                            pretrained_file=str(start) if start is not None else None, bins=bins, defaults=defaults)
+
+
 def run(args) -> int:
     from audit import workspace
-    from audit.commands.train import config_from_args, print_summary
+    from audit.commands.train import print_summary
     from audit.dataset_index import index_dataset
     from audit.demo_data import make_demo
     from audit.model import read_card
@@ -98,7 +127,7 @@ def run(args) -> int:
         card = read_card(checkpoint)
         print(f"model: the committed {checkpoint} ({card.arch})", file=sys.stderr)
     else:
-        config = config_from_args(args, arch=args.arch, pretrained=False, pretrained_file=None, bins=index.bins)
+        config = demo_config_from_args(args, index.bins)
         out = Path(args.weights_out) if args.weights_out else workspace.workspace_dir() / "weights" / "demo"
         checkpoint = out / "model.pt"
         if not args.force and _checkpoint_is_current(checkpoint, index, config):

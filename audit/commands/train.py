@@ -17,9 +17,16 @@ from pathlib import Path
 from audit.cli import UsageError
 
 
+# Options whose default depends on the starting point (a domain-pretrained checkpoint's card, or the
+# from-scratch recipe): parsed as None and filled by config_from_args.
+LATE_DEFAULTS = ("epochs", "img_size", "crop", "lr")
+
+
 def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
-    """The options `train` and `demo` share; `defaults` is a TrainConfig."""
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help=f"epochs per model (default: {defaults.epochs})")
+    """The options `train` and `demo` share; `defaults` is a TrainConfig (shown in the help; epochs,
+    input size, crop and learning rate follow a Mask Audit --pretrained-file's card unless given)."""
+    parser.add_argument("--epochs", type=int, default=None, help=f"epochs per model (default: {defaults.epochs}; "
+                        "fewer when fine-tuning from a pretrained checkpoint)")
     parser.add_argument("--folds", type=int, default=defaults.folds,
                         help=f"person-grouped folds for out-of-fold predictions; 0 = none (default: {defaults.folds})")
     parser.add_argument("--no-eval-in-folds", dest="eval_in_folds", action="store_false",
@@ -27,14 +34,15 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
                              "(default: they join the folds, so fold models see more people and every "
                              "labelled image gets an out-of-fold probability)")
     size = defaults.img_size
-    parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=list(size) if size else None,
-                        help="model input height and width in pixels (default: "
+    parser.add_argument("--img-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="model input height and width in pixels (default: a pretrained checkpoint's, else "
                              + (f"{size[0]} {size[1]})" if size else "the architecture's)"))
-    parser.add_argument("--crop", type=float, default=defaults.crop,
+    parser.add_argument("--crop", type=float, default=None,
                         help="central fraction of each image's height and width the model sees, 0.2-1 "
-                             f"(default: {defaults.crop:g})")
+                             f"(default: a pretrained checkpoint's, else {defaults.crop:g})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help=f"(default: {defaults.batch_size})")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"peak AdamW learning rate (default: {defaults.lr})")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"peak AdamW learning rate (default: {defaults.lr}; lower when fine-tuning)")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
                         help=f"(default: {defaults.weight_decay})")
     parser.add_argument("--seed", type=int, default=defaults.seed, help=f"(default: {defaults.seed})")
@@ -50,28 +58,36 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     parser.add_argument("data", metavar="DATA", help="dataset folder (seed or competition layout, or its parent)")
-    parser.add_argument("--arch", default=d.arch, help=f"timm architecture name (default: {d.arch})")
+    parser.add_argument("--arch", default=None,
+                        help=f"timm architecture name (default: a Mask Audit --pretrained-file's, else {d.arch})")
     add_training_arguments(parser, d)
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--no-pretrained", action="store_true", help="train from scratch (no ImageNet weights)")
     weights.add_argument("--pretrained-file", metavar="F", default=None,
-                         help="start the backbone from this local timm/torch state dict")
+                         help="start from this local file: a Mask Audit checkpoint (e.g. weights/pretrained/model.pt "
+                              "from `python -m audit pretrain`: backbone and heads, its input size and crop) or a "
+                              "timm/torch state dict of the backbone")
     parser.add_argument("--bins", default="default", help="age bins: default, competition, or LO,HI (default: default)")
     parser.add_argument("--out", default=None, help="output folder (default: weights/<arch>)")
 
 
-def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins):
+def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins, defaults=None):
+    """argparse options -> TrainConfig; options left unset (LATE_DEFAULTS) come from `defaults`
+    (a TrainConfig: the demo recipe, or one shaped by a pretrained checkpoint's card)."""
     from audit.training import TrainConfig
 
+    defaults = defaults or TrainConfig()
     if args.workers is not None and args.workers < 0:
         raise UsageError("--workers must be >= 0")
     if args.img_size is not None and min(args.img_size) < 16:
         raise UsageError("--img-size must be at least 16 16")
+    late = {name: getattr(args, name) if getattr(args, name, None) is not None else getattr(defaults, name)
+            for name in LATE_DEFAULTS}
     try:
-        return TrainConfig(arch=arch, pretrained=pretrained, pretrained_file=pretrained_file, epochs=args.epochs,
+        return TrainConfig(arch=arch, pretrained=pretrained, pretrained_file=pretrained_file, epochs=late["epochs"],
                            folds=args.folds, eval_in_folds=args.eval_in_folds,
-                           img_size=tuple(args.img_size) if args.img_size else None, crop=args.crop,
-                           batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
+                           img_size=tuple(late["img_size"]) if late["img_size"] else None, crop=late["crop"],
+                           batch_size=args.batch_size, lr=late["lr"], weight_decay=args.weight_decay, seed=args.seed,
                            workers=args.workers, bins=bins, balance=args.balance, device=args.device)
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -96,7 +112,7 @@ def print_summary(result, out=sys.stdout) -> None:
 def run(args) -> int:
     from audit.dataset_index import DatasetNotFound, index_dataset
     from audit.labels import parse_bins
-    from audit.model import PretrainedWeightsUnavailable
+    from audit.model import PretrainedFileMismatch, PretrainedWeightsUnavailable
     from audit.training import train_model
     from audit.workspace import WEIGHTS_DIR
 
@@ -106,12 +122,23 @@ def run(args) -> int:
         raise UsageError(str(err)) from None
     if args.pretrained_file and not Path(args.pretrained_file).is_file():
         raise UsageError(f"--pretrained-file not found: {args.pretrained_file}")
-    config = config_from_args(args, arch=args.arch, pretrained=not args.no_pretrained,
-                              pretrained_file=args.pretrained_file, bins=bins)
+    from audit.model import pretrained_card
+    from audit.training import TrainConfig
+
+    defaults = TrainConfig()
+    start_card = pretrained_card(args.pretrained_file) if args.pretrained_file else None
+    if start_card is not None:  # a Mask Audit checkpoint: fine-tune at the input it was trained at
+        defaults = TrainConfig(arch=start_card.arch, img_size=start_card.image_size, crop=start_card.crop)
+    arch = args.arch or defaults.arch
+    config = config_from_args(args, arch=arch, pretrained=not args.no_pretrained,
+                              pretrained_file=args.pretrained_file, bins=bins, defaults=defaults)
     import timm
 
-    if not timm.is_model(args.arch):
-        raise UsageError(f"unknown timm architecture {args.arch!r} (python -c 'import timm; print(timm.list_models())')")
+    if not timm.is_model(arch):
+        raise UsageError(f"unknown timm architecture {arch!r} (python -c 'import timm; print(timm.list_models())')")
+    if start_card is not None and start_card.arch != arch:
+        raise UsageError(f"{args.pretrained_file} was trained as {start_card.arch!r}, not {arch!r}: "
+                         f"use --arch {start_card.arch} or another --pretrained-file")
     try:
         index = index_dataset(args.data, bins=bins)
     except DatasetNotFound as err:
@@ -121,12 +148,12 @@ def run(args) -> int:
         raise UsageError(f"no train images in {index.root}")
     if config.folds > train_people:
         raise UsageError(f"--folds {config.folds} needs at least {config.folds} train people; the data has {train_people}")
-    out = Path(args.out) if args.out else WEIGHTS_DIR / args.arch
+    out = Path(args.out) if args.out else WEIGHTS_DIR / arch
     command = "python -m audit train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if sys.argv[1:2] == ["train"] else None
     try:
         result = train_model(index, config, out, how_to_reproduce=command)
-    except PretrainedWeightsUnavailable as err:
+    except (PretrainedWeightsUnavailable, PretrainedFileMismatch) as err:
         raise UsageError(str(err)) from None
     print_summary(result)
     return 0
