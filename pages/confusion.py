@@ -19,7 +19,8 @@ HEADS = {
     "Gender": ("gender", "pred_gender", list(labels.GENDER_NAMES)),
     "Age": ("age_bin", "pred_age_bin", list(bins.labels)),
 }
-SHORT_CLASS = [app_cache.short_class_name(c, bins) for c in range(labels.N_CLASSES)]
+# Whole words on the 18-class ticks ("Not wear · Male · 25–39"): the short "Not·M·25–39" was cryptic.
+CLASS_TICKS = labels.class_names(bins)
 
 # ---------------------------------------------------------------- slice
 with st.expander("Slice", expanded=True):
@@ -48,7 +49,7 @@ if part.empty:
 
 counts = metrics.confusion(part[given_col], part[pred_col], len(names))
 matrix = metrics.normalize_rows(counts) if values == "Row-normalised" else counts
-tick_names = SHORT_CLASS if head == "18 classes" else names
+tick_names = CLASS_TICKS if head == "18 classes" else names
 
 
 def _on_cell_selected() -> None:
@@ -109,10 +110,11 @@ with g2:
     summary = result.summary()
     if result.best is not None:
         m1, m2, m3 = st.columns(3)
-        m1.metric("Best group", str(table.index[list(result.table.index).index(result.best)]),
-                  f"{summary['best_value']:.3f}", delta_color="off")
-        m2.metric("Worst group", str(table.index[list(result.table.index).index(result.worst)]),
-                  f"{summary['worst_value']:.3f}", delta_color="off")
+        # The value in the label, not as a delta: a delta draws an arrow as if it were a change.
+        m1.metric(f"Best group (macro F1 {summary['best_value']:.3f})",
+                  str(table.index[list(result.table.index).index(result.best)]))
+        m2.metric(f"Worst group (macro F1 {summary['worst_value']:.3f})",
+                  str(table.index[list(result.table.index).index(result.worst)]))
         m3.metric("Gap (macro F1)", f"{result.gap:.3f}")
     else:
         st.info(f"No group has {int(min_n)} or more images in this slice.")
