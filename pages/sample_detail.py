@@ -287,7 +287,9 @@ def _close_detail() -> None:
 
 @st.dialog("Sample", width="large", on_dismiss=_close_detail)
 def _detail_dialog(ctx: app_cache.AppContext, rel_path: str) -> None:
-    draw_detail(ctx, rel_path)
+    # A dialog is a fragment: a click inside reruns only this function with its first arguments,
+    # so previous / next and "move on after a decision" are read from the session.
+    draw_detail(ctx, st.session_state.get(DETAIL_KEY) or rel_path)
 
 
 def open_detail(rel_path: str) -> None:
