@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from test_app_support import app_data, app_data_session, page_test  # noqa: F401  (fixtures)
+from test_app_support import page_test
 
 
 def _latest(ws):
@@ -189,3 +189,21 @@ def test_label_noise_computes_a_missing_queue(app_data, tmp_path):
     assert not at.exception, at.exception
     assert (run / "suspects.parquet").is_file()
     assert at.button(key="label_noise_accept_0")
+
+
+def test_evidence_in_plain_words():
+    from pages.review_widgets import detector_list, evidence_lines, plain
+
+    ev = ("person_level: 6 of 7 photos look female (mean p=0.81); labelled male (log-likelihood ratio +3.2) | "
+          "mask_slots: looks incorrect (p=0.80); labelled not wear (p=0.10); the person's photos fit -5.1 nats "
+          "better with this one swapped with mask3 | cleanlab: p(labelled male)=0.10, p(female)=0.90")
+    lines = evidence_lines(ev)
+    assert [name for name, _p, _n in lines] == ["The person's other photos", "The person's mask photos",
+                                                "The model disagrees"]
+    assert lines[0][1] == "6 of 7 photos look female; labelled male"
+    assert "nats" not in lines[1][1] and "-5.1" not in lines[1][1] and "better" not in lines[1][1]
+    assert "(a swap with mask3 fits worse)" in lines[1][1]
+    assert lines[2][1] == "the model says female (90%), not male (10%)"
+    assert "log-likelihood ratio +3.2" in lines[0][2]  # the numbers stay behind the toggle
+    assert detector_list("person_level, neighbours") == "The person's other photos, similar faces"
+    assert plain("![b](http://h/x.png)") == r"\!\[b\]\(http\://h/x\.png\)"
