@@ -8,6 +8,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy stays out of `python -m audit --help`
+    from audit.labels import AgeBins
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -47,6 +51,24 @@ def _is_user_error(err: BaseException) -> bool:
     return any(f"{cls.__module__}.{cls.__qualname__}" in USER_ERRORS for cls in type(err).__mro__)
 
 
+def add_bins_option(parser: argparse.ArgumentParser, meaning: str = "age bins") -> None:
+    """The one `--bins` option of every command that indexes data with age bins; `meaning` starts
+    its help ("age bins the CSV's classes use"). Read it back with `bins_from_args(args)`."""
+    parser.add_argument("--bins", default="default", metavar="default|competition|LO,HI",
+                        help=f"{meaning}: default (<25, 25-39, >=40), competition (the original competition's "
+                             "<30, 30-59, >=60) or LO,HI, edges in years (default: default)")
+
+
+def bins_from_args(args) -> AgeBins:
+    """`args.bins` -> AgeBins; a bad spec is a UsageError (one line, exit 2)."""
+    from audit.labels import parse_bins
+
+    try:
+        return parse_bins(args.bins)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 class TqdmProgress:
     """The library's `progress(done, total, message)` -> a tqdm bar on stderr; a new bar whenever
     the message changes (indexing reports several stages). `desc`: a fixed label instead of the
@@ -62,15 +84,15 @@ class TqdmProgress:
     def __call__(self, done: int, total: int, message: str = "") -> None:
         from tqdm import tqdm
 
-        if self._bar is None or (self._desc is None and message != self._message):
-            self.close()
-            self._bar = tqdm(total=total, desc=self._desc or message, **self._options)
         from audit.jobs import current_reporter
 
         reporter = current_reporter()  # started by the app: its page shows this progress too
         if reporter is not None:
             reporter.progress(done, total, self._desc or message)
 
+        if self._bar is None or (self._desc is None and message != self._message):
+            self.close()
+            self._bar = tqdm(total=total, desc=self._desc or message, **self._options)
             self._message = message
         if total and self._bar.total != total:
             self._bar.total = total

@@ -105,3 +105,37 @@ def test_pretrain_cli_refuses_a_folder_of_other_files(tmp_path, capsys):
     assert cli_main(["pretrain", "--out", str(tmp_path / "mine"), "--identities", "2"]) == 2
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert "error:" in capsys.readouterr().err
+
+
+def _demo_args(*extra):
+    import argparse
+
+    from audit.commands import demo
+
+    parser = argparse.ArgumentParser()
+    demo.configure_parser(parser)
+    return parser.parse_args(list(extra))
+
+
+def test_demo_fine_tunes_from_a_pretrained_file_at_its_input(tiny_pretrained):
+    from audit.commands.demo import demo_config_from_args
+    from audit.labels import DEFAULT_BINS
+    from audit.training import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS, DEMO_FINETUNE_LR
+
+    config = demo_config_from_args(_demo_args("--pretrained-file", str(tiny_pretrained)), DEFAULT_BINS)
+    assert config.pretrained_file == str(tiny_pretrained) and config.img_size == (32, 24) and config.crop == 0.7
+    assert config.epochs == DEMO_FINETUNE_EPOCHS and config.lr == DEMO_FINETUNE_LR
+    explicit = demo_config_from_args(_demo_args("--pretrained-file", str(tiny_pretrained), "--epochs", "2"), DEFAULT_BINS)
+    assert explicit.epochs == 2
+    scratch = demo_config_from_args(_demo_args("--no-pretrained"), DEFAULT_BINS)
+    assert scratch.pretrained_file is None and not scratch.pretrained and scratch.epochs == DEMO_EPOCHS
+
+
+def test_demo_refuses_an_arch_its_pretrained_file_is_not(tiny_pretrained):
+    from audit.cli import UsageError
+    from audit.commands.demo import demo_config_from_args
+    from audit.labels import DEFAULT_BINS
+
+    with pytest.raises(UsageError, match="test_resnet"):
+        demo_config_from_args(_demo_args("--pretrained-file", str(tiny_pretrained), "--arch", "resnet10t"),
+                              DEFAULT_BINS)

@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from audit.cli import UsageError
+from audit.cli import UsageError, add_bins_option, bins_from_args
 
 
 # Options whose default depends on the starting point (a domain-pretrained checkpoint's card, or the
@@ -67,7 +67,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                          help="start from this local file: a Mask Audit checkpoint (e.g. weights/pretrained/model.pt "
                               "from `python -m audit pretrain`: backbone and heads, its input size and crop) or a "
                               "timm/torch state dict of the backbone")
-    parser.add_argument("--bins", default="default", help="age bins: default, competition, or LO,HI (default: default)")
+    add_bins_option(parser)
     parser.add_argument("--out", default=None, help="output folder (default: weights/<arch>)")
 
 
@@ -111,15 +111,11 @@ def print_summary(result, out=sys.stdout) -> None:
 
 def run(args) -> int:
     from audit.dataset_index import DatasetNotFound, index_dataset
-    from audit.labels import parse_bins
     from audit.model import PretrainedFileMismatch, PretrainedWeightsUnavailable
     from audit.training import train_model
     from audit.workspace import WEIGHTS_DIR
 
-    try:
-        bins = parse_bins(args.bins)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    bins = bins_from_args(args)
     if args.pretrained_file and not Path(args.pretrained_file).is_file():
         raise UsageError(f"--pretrained-file not found: {args.pretrained_file}")
     from audit.model import pretrained_card
