@@ -18,10 +18,15 @@ import time
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from audit import labels as L
 from audit.noise.scoring import RESULT_KEYS, score_all, score_detector, truth_items
+
+
+# Detectors fed by a second-opinion run (audit.noise.merge.second_opinion_detectors).
+SECOND_OPINION_DETECTORS = ("second_opinion", "ensemble", "simifeat")
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class BenchConfig:
     people: int = 300  # train people (7 photos each)
     eval_images: int = 300
     seed: int = 0  # demo data and training seed
-    epochs: int = 12  # per model (each fold model and the final one)
+    epochs: int | None = None  # per model; None: 12 from scratch, DEMO_FINETUNE_EPOCHS fine-tuning
     folds: int = 3
     eval_in_folds: bool = True  # eval images join the training folds (audit.training)
     arch: str | None = None  # None: audit.training's default (the demo model's)
@@ -39,6 +44,13 @@ class BenchConfig:
     crop: float | None = None  # central fraction the model sees; None: the demo model's (DEMO_CROP)
     k: int = 10  # neighbours per image
     workers: int | None = None
+    # Fine-tune from the domain-pretrained checkpoint (pretrained_file, default
+    # audit.training.DEMO_PRETRAINED when present) instead of training from scratch.
+    pretrained: bool = True
+    pretrained_file: str | None = None
+    # Predict the pretrained checkpoint over the demo as a second-opinion run (it never saw these
+    # labels): the second_opinion, ensemble and simifeat detectors join the queue.
+    second_opinion: bool = True
 
     def __post_init__(self):
         if self.crop is not None:  # fail before drawing and training, not after
@@ -61,20 +73,31 @@ class BenchResult:
 
 
 def score_run(predictions: pd.DataFrame, embeddings, truth: pd.DataFrame, *, bins: L.AgeBins = L.DEFAULT_BINS,
-              k: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+              k: int = 10, second_opinion=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every detector + the merged queue on one run, scored against the truth.
 
-    Returns (results frame with columns RESULT_KEYS, the merged queue).
+    second_opinion: another run of the same images (.predictions, .embeddings, .name), as
+    `find_suspects` takes it. With one, "merged_primary" (the queue of the primary run's own
+    detectors alone) is scored beside "merged".
+    Returns (results frame with columns RESULT_KEYS, the merged queue with calibrated flags).
     """
     from audit.noise.confident_learning import confident_learning
-    from audit.noise.merge import merge_queue, run_detectors
+    from audit.noise.merge import calibrated_flags, merge_queue, run_detectors
 
-    detectors = run_detectors(predictions, embeddings, bins=bins, k=k)  # what find_suspects runs
-    queue = merge_queue(detectors)
+    detectors = run_detectors(predictions, embeddings, bins=bins, k=k,
+                              second_opinion=second_opinion)  # what find_suspects runs
+    other = second_opinion.predictions if second_opinion is not None else None
+    queue = calibrated_flags(merge_queue(detectors), predictions, other, bins=bins)
     items = truth_items(predictions, truth, bins=bins)
     # The baseline: cleanlab with a person as suspicious as their most suspicious photo.
     baseline = {**detectors, "cleanlab": confident_learning(predictions, person_agg="max", bins=bins)}
     results = score_all(baseline, queue, items)
+    if second_opinion is not None:
+        primary = {n: f for n, f in detectors.items() if n not in SECOND_OPINION_DETECTORS}
+        primary_queue = merge_queue(primary)
+        results = pd.concat([results, pd.DataFrame(
+            [score_detector(primary_queue, items, f, "merged_primary") for f in L.FIELDS],
+            columns=list(RESULT_KEYS))], ignore_index=True)
     mean_cl = confident_learning(predictions, fields=("gender", "age"), person_agg="mean", bins=bins)
     extra = [score_detector(mean_cl, items, f, "cleanlab_mean") for f in ("gender", "age")]
     results = pd.concat([results, pd.DataFrame(extra, columns=list(RESULT_KEYS))], ignore_index=True)
@@ -83,19 +106,35 @@ def score_run(predictions: pd.DataFrame, embeddings, truth: pd.DataFrame, *, bin
     return results, queue
 
 
-def _train(index, out_dir: Path, cfg: BenchConfig, progress=None) -> Path:
-    """Train with out-of-fold predictions; returns the checkpoint path (oof.parquet beside it)."""
+def bench_pretrained_file(cfg: BenchConfig) -> Path | None:
+    """The pretrained checkpoint this benchmark uses (fine-tuning, second opinion), or None."""
     from audit import training
 
-    kwargs = {"epochs": cfg.epochs, "folds": cfg.folds, "seed": cfg.seed, "eval_in_folds": cfg.eval_in_folds,
-              "crop": training.DEMO_CROP if cfg.crop is None else cfg.crop}
+    if cfg.pretrained_file:
+        return Path(cfg.pretrained_file)
+    return training.default_pretrained_file()
+
+
+def _train(index, out_dir: Path, cfg: BenchConfig, progress=None) -> Path:
+    """Train with out-of-fold predictions; returns the checkpoint path (oof.parquet beside it)."""
+    import dataclasses
+
+    from audit import training
+
+    start = bench_pretrained_file(cfg) if cfg.pretrained else None
+    base = training.demo_train_config(pretrained_file=start, bins=index.bins)
+    changes = {"folds": cfg.folds, "seed": cfg.seed, "eval_in_folds": cfg.eval_in_folds,
+               "epochs": cfg.epochs or (base.epochs if start is not None else 12)}
+    if cfg.crop is not None:
+        changes["crop"] = cfg.crop
     if cfg.arch:
-        kwargs["arch"] = cfg.arch
+        changes["arch"] = cfg.arch
     if cfg.img_size:
-        kwargs["img_size"] = tuple(cfg.img_size)
+        changes["img_size"] = tuple(cfg.img_size)
     if cfg.workers is not None:
-        kwargs["workers"] = cfg.workers
-    return Path(training.train(index, out_dir, pretrained=False, progress=progress, **kwargs))
+        changes["workers"] = cfg.workers
+    config = dataclasses.replace(base, **changes)
+    return Path(training.train_model(index, config, out_dir, progress=progress).checkpoint)
 
 
 def run_bench(cfg: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None, log=print) -> BenchResult:
@@ -126,10 +165,16 @@ def run_bench(cfg: BenchConfig = BenchConfig(), *, work_dir: str | Path | None =
         t0 = time.perf_counter()
         log("predicting")
         run = Run.open(predict_run(index, checkpoint, base / "run", workers=cfg.workers))
+        other = None
+        start = bench_pretrained_file(cfg)
+        if cfg.second_opinion and start is not None:
+            log(f"predicting the second opinion: {start}")
+            other = Run.open(predict_run(index, start, base / "run_pretrained", workers=cfg.workers))
         timings["predict_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         truth = read_truth(info.root)
-        results, queue = score_run(run.predictions, run.embeddings, truth, bins=run.bins, k=cfg.k)
+        results, queue = score_run(run.predictions, run.embeddings, truth, bins=run.bins, k=cfg.k,
+                                   second_opinion=other)
         timings["detect_and_score_s"] = time.perf_counter() - t0
         timings = {k: round(v, 1) for k, v in timings.items()}
         timings["total_s"] = round(sum(timings.values()), 1)
@@ -137,6 +182,7 @@ def run_bench(cfg: BenchConfig = BenchConfig(), *, work_dir: str | Path | None =
             "train_people": int(info.train_people), "eval_images": int(info.eval_images),
             **{f"noisy_{f}": int(results.loc[results["field"] == f, "n_noisy"].iloc[0])
                for f in L.FIELDS if (results["field"] == f).any()},
+            **flag_counts(queue, truth, bins=run.bins),
         }
         return BenchResult(results=results, timings=timings, counts=counts, queue=queue,
                            model=model_summary(run.predictions))
@@ -152,20 +198,45 @@ def model_summary(predictions: pd.DataFrame) -> dict:
             for name, row in table.iterrows()}
 
 
-def score_existing(run_dir: str | Path, truth_path: str | Path, *, k: int = 10) -> BenchResult:
+def score_existing(run_dir: str | Path, truth_path: str | Path, *, k: int = 10,
+                   second_opinion_dir: str | Path | None = None) -> BenchResult:
     """Score an existing run of a demo dataset against that demo's truth.csv (no building,
-    training or predicting): the run's train rows must all appear in the truth file."""
+    training or predicting): the run's train rows must all appear in the truth file.
+    second_opinion_dir: another run of the same demo to use as the second opinion."""
     from audit.demo_data import read_truth
     from audit.runs import Run
 
     t0 = time.perf_counter()
     run = Run.open(run_dir)
+    other = Run.open(second_opinion_dir) if second_opinion_dir is not None else None
     truth = read_truth(truth_path)
-    results, queue = score_run(run.predictions, run.embeddings, truth, bins=run.bins, k=k)
+    results, queue = score_run(run.predictions, run.embeddings, truth, bins=run.bins, k=k, second_opinion=other)
     counts = {f"noisy_{f}": int(results.loc[results["field"] == f, "n_noisy"].iloc[0])
               for f in L.FIELDS if (results["field"] == f).any()}
+    counts.update(flag_counts(queue, truth, bins=run.bins))
     return BenchResult(results=results, timings={"detect_and_score_s": round(time.perf_counter() - t0, 1)},
                        counts=counts, queue=queue, model=model_summary(run.predictions))
+
+
+def flag_counts(queue: pd.DataFrame, truth: pd.DataFrame, *, bins: L.AgeBins = L.DEFAULT_BINS) -> dict:
+    """How many queue items are flagged vs how many labels are truly wrong, over every item the
+    queue holds (train people, train mask images, eval images): {"flagged": n, "true_errors": n,
+    "flagged_<field>": n, "true_errors_<field>": n}."""
+    t = truth.set_index("path")
+    out = {"flagged": 0, "true_errors": 0}
+    for field in L.FIELDS:
+        q = queue[queue["field"] == field]
+        flags = t[f"{field}_corrupted"].astype(bool)
+        # an item is wrong when any of its images is: person items by person key, image items by path
+        by_person = flags.groupby(t["person"]).any()
+        wrong = np.where(q["item_kind"].to_numpy() == "person",
+                         by_person.reindex(q["item"].to_numpy()).fillna(False).to_numpy(dtype=bool),
+                         flags.reindex(q["item"].to_numpy()).fillna(False).to_numpy(dtype=bool))
+        out[f"flagged_{field}"] = int(q["flagged"].sum())
+        out[f"true_errors_{field}"] = int(wrong.sum())
+        out["flagged"] += out[f"flagged_{field}"]
+        out["true_errors"] += out[f"true_errors_{field}"]
+    return out
 
 
 def format_results(results: pd.DataFrame) -> str:
