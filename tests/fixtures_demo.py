@@ -1,14 +1,11 @@
-"""Fixtures that draw tiny demo datasets (owner: demo-data work).
+"""Helpers that draw tiny demo datasets (owner: demo-data work).
 
-`tiny_demo`: a session-wide demo (24 train people x 7 + 48 eval images, seed 0) whose noise rates
-are high enough that every noise kind occurs; its truth is at `tiny_demo / "truth.csv"`.
-Treat it as read-only (it is shared by the whole session); build your own with `make_tiny_demo`.
+The `tiny_demo` fixture (conftest.py) is `make_tiny_demo` run once per session; its truth is at
+`tiny_demo / "truth.csv"`. Build your own with `make_tiny_demo`.
 """
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from audit.demo_data import NoiseRates, make_demo
 
@@ -22,8 +19,3 @@ def make_tiny_demo(path, **kw) -> Path:
     make_demo(path, **args)
     return Path(path)
 
-
-@pytest.fixture(scope="session")
-def tiny_demo(tmp_path_factory) -> Path:
-    """Path of a tiny demo dataset (the data root holding images/ and truth.csv), built once per session."""
-    return make_tiny_demo(tmp_path_factory.mktemp("tiny_demo") / "demo")

@@ -3,7 +3,6 @@ so a run made with the competition's <30/30-59/>=60 showed wrong age names, clas
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_app_support import app_data, app_data_session, page_test  # noqa: F401  (fixtures)
+from test_app_support import page_test
 
 REPO = Path(__file__).resolve().parent.parent
 

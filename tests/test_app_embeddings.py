@@ -1,7 +1,7 @@
 """AppTest of the Embeddings page: PCA stand-in while UMAP is absent, colouring, runs without embeddings."""
 from __future__ import annotations
 
-from test_app_support import app_data, app_data_session, page_test  # noqa: F401  (fixtures)
+from test_app_support import page_test
 
 
 def test_embeddings_shows_pca_and_recolours(app_data):

@@ -5,7 +5,7 @@ import io
 
 import pandas as pd
 
-from test_app_support import app_data, app_data_session, page_test  # noqa: F401  (fixtures)
+from test_app_support import page_test
 
 
 def test_export_without_decisions_says_what_to_do(app_data, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_app_support import app_data, app_data_session, page_test  # noqa: F401  (fixtures)
+from test_app_support import page_test
 
 REPO = Path(__file__).resolve().parent.parent
 

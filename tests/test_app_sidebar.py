@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from test_app_support import app_data, app_data_session  # noqa: F401  (fixtures)
-
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -2,8 +2,8 @@
 
 The images are small flat-colour pictures and the predictions are drawn from a seeded
 generator around the given labels, so the pages have real folders, a real index, a real run
-(predictions, embeddings, suspects) to show, without training a model. Page tests import
-`app_data` from here.
+(predictions, embeddings, suspects) to show, without training a model. The `app_data` fixture
+(conftest.py) is built from these helpers; page tests import `page_test` (and the helpers) from here.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 RACES = ("Asian", "White", "Black", "LatinoHispanic")
@@ -85,27 +84,6 @@ def write_synthetic_run(index, run_dir: Path, *, seed: int = 0, suspects: bool =
         queue = find_suspects(Run.open(run_dir))
         queue.to_parquet(run_dir / "suspects.parquet", index=False)
     return run_dir
-
-
-@pytest.fixture(scope="session")
-def app_data_session(tmp_path_factory) -> AppData:
-    from audit.dataset_index import index_dataset
-
-    base = tmp_path_factory.mktemp("app_data")
-    root = base / "data"
-    write_seed_dataset(root)
-    index = index_dataset(root)
-    ws = base / "workspace"
-    run = write_synthetic_run(index, ws / "runs" / "synthetic")
-    return AppData(root=root, run=run, workspace=ws, index=index)
-
-
-@pytest.fixture
-def app_data(app_data_session, monkeypatch) -> AppData:
-    """The tiny dataset + run, with MASK_AUDIT_DATA and MASK_AUDIT_WORKSPACE pointing at them."""
-    monkeypatch.setenv("MASK_AUDIT_DATA", str(app_data_session.root))
-    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(app_data_session.workspace))
-    return app_data_session
 
 
 def page_test(page: str, data: AppData, *, run: bool = True, timeout: float = 30, **state):

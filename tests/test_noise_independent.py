@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from audit.noise.scoring import score_detector, truth_items
 from test_noise_synthetic import make_predictions
