@@ -12,6 +12,8 @@ import streamlit as st
 from pages import app_cache, review_widgets as rw, sample_detail
 
 TABLE_ROWS = 100  # rows of the "shown items" table (from the current item on)
+WINDOW = 300      # shown items kept in the session for previous / next / "next undecided" callbacks
+SEP = "\x1f"      # joins item and field into one key string (vectorised lookups on 60,000+ rows)
 
 app_cache.route_through_app("label_noise")
 st.title("Label noise")
@@ -60,7 +62,7 @@ latest = store.latest(ctx.fingerprint)
 decided = rw.decided_lookup(latest)
 
 # ---------------------------------------------------------------- filters
-detector_names = sorted({d for ds in queue["detectors"].astype(str) for d in ds.split(", ") if d})
+detector_names = sorted({d for ds in queue["detectors"].astype(str).unique() for d in ds.split(", ") if d})
 f1, f2, f3, f4 = st.columns([2, 3, 2, 3])
 fields = f1.multiselect("Field", list(rw.FIELD_NAMES), format_func=rw.FIELD_NAMES.get, key="label_noise_field")
 detectors = f2.multiselect("Flagged by", detector_names, format_func=rw.detector_name, key="label_noise_detector",
@@ -87,19 +89,26 @@ if search.strip():
     needle = search.strip().lower()
     hay = (ordered["item"].astype(str) + "\n" + ordered["path"].astype(str)).str.lower()
     ordered = ordered[hay.str.contains(needle, regex=False)]
-keys = list(zip(ordered["item"].astype(str), ordered["field"].astype(str)))
-is_decided = np.array([rw.is_decided(decided.get(k)) for k in keys], dtype=bool)
+def key_strings(frame) -> np.ndarray:
+    """(N,) 'item<SEP>field' strings of queue rows."""
+    return (frame["item"].astype(str) + SEP + frame["field"].astype(str)).to_numpy()
+
+
+decided_keys = {f"{item}{SEP}{field}" for (item, field), d in decided.items() if rw.is_decided(d)}
+skipped_keys = {f"{item}{SEP}{field}" for (item, field), d in decided.items() if not rw.is_decided(d)}
+is_decided = pd.Index(key_strings(ordered)).isin(list(decided_keys)) if decided_keys else \
+    np.zeros(len(ordered), dtype=bool)
 if state == "Undecided":
     shown = ordered[~is_decided]
 elif state == "Decided":
     shown = ordered[is_decided]
 else:
     shown = ordered
-shown_keys = list(zip(shown["item"].astype(str), shown["field"].astype(str)))
+shown_key_strings = key_strings(shown)
 
-queue_keys = set(zip(queue["item"].astype(str), queue["field"].astype(str)))
-n_decided = sum(1 for k, d in decided.items() if k in queue_keys and rw.is_decided(d))
-n_skipped = sum(1 for k, d in decided.items() if k in queue_keys and not rw.is_decided(d))
+queue_key_strings = key_strings(queue) if decided else np.array([], dtype=object)
+n_decided = int(pd.Index(list(decided_keys)).isin(queue_key_strings).sum()) if decided_keys else 0
+n_skipped = int(pd.Index(list(skipped_keys)).isin(queue_key_strings).sum()) if skipped_keys else 0
 m1, m2, m3 = st.columns(3)
 m1.metric("Items in queue", f"{len(queue):,}",
           help="Every (image or person, field) the checks scored, flagged or not.")
@@ -113,27 +122,30 @@ CURSOR, ORDER, UNDECIDED, POS = ("label_noise_cursor", "label_noise_order", "lab
                                  "label_noise_pos")
 
 
+# The session keeps a window of the shown order (ORDER, starting at shown position START) for the
+# callbacks; outside it, CURSOR None makes the page take the item at shown position POS.
+START = "label_noise_window_start"
+
+
 def _move(step: int) -> None:
     """Next / previous button callback."""
-    order = st.session_state.get(ORDER) or []
-    if not order:
-        return
-    pos = st.session_state.get(POS, 0) + step
-    pos = min(max(pos, 0), len(order) - 1)
-    st.session_state[CURSOR], st.session_state[POS] = order[pos], pos
+    order, start = st.session_state.get(ORDER) or [], int(st.session_state.get(START, 0))
+    pos = max(int(st.session_state.get(POS, 0)) + step, 0)
+    st.session_state[POS] = pos
+    st.session_state[CURSOR] = order[pos - start] if 0 <= pos - start < len(order) else None
 
 
 def _advance(target: rw.ReviewTarget, decision: str) -> None:
     """After a decision: the next undecided item after this one (in the shown order)."""
-    order = st.session_state.get(ORDER) or []
+    order, start = st.session_state.get(ORDER) or [], int(st.session_state.get(START, 0))
     undecided = set(st.session_state.get(UNDECIDED) or ()) - {target.key}
-    pos = order.index(target.key) if target.key in order else st.session_state.get(POS, 0)
-    for k in order[pos + 1:] + order[:pos]:
-        if k in undecided:
-            st.session_state[CURSOR] = k
-            st.session_state[POS] = order.index(k)
+    at = order.index(target.key) if target.key in order else int(st.session_state.get(POS, 0)) - start
+    for i in range(at + 1, len(order)):
+        if order[i] in undecided:
+            st.session_state[CURSOR], st.session_state[POS] = order[i], start + i
             return
-    st.session_state[CURSOR] = order[min(pos + 1, len(order) - 1)] if order else None
+    # none left in the window: the item after this one (the Undecided view has dropped this one)
+    st.session_state[CURSOR], st.session_state[POS] = None, start + at + 1
 
 
 rw.draw_save_messages(key="label_noise", shortcuts=True)
@@ -143,16 +155,19 @@ if shown.empty:
     st.stop()
 
 cursor = st.session_state.get(CURSOR)
-if cursor in shown_keys:
-    pos = shown_keys.index(cursor)
+hit = np.flatnonzero(shown_key_strings == f"{cursor[0]}{SEP}{cursor[1]}") if cursor else []
+if len(hit):
+    pos = int(hit[0])
 else:  # decided away (Undecided view) or filtered out: the item now at its place
-    pos = min(int(st.session_state.get(POS, 0)), len(shown_keys) - 1)
-st.session_state[CURSOR], st.session_state[POS] = shown_keys[pos], pos
-st.session_state[ORDER] = shown_keys
-st.session_state[UNDECIDED] = [k for k in shown_keys if not rw.is_decided(decided.get(k))]
+    pos = min(int(st.session_state.get(POS, 0)), len(shown) - 1)
+start = max(pos - 1, 0)
+window = [tuple(k.split(SEP, 1)) for k in shown_key_strings[start: pos + WINDOW]]
+st.session_state[CURSOR], st.session_state[POS] = window[pos - start], pos
+st.session_state[ORDER], st.session_state[START] = window, start
+st.session_state[UNDECIDED] = [k for k in window if not rw.is_decided(decided.get(k))]
 item = shown.iloc[pos]
 field = str(item["field"])
-done = decided.get(shown_keys[pos])
+done = decided.get(window[pos - start])
 preds = ctx.predictions
 if item["item_kind"] == "person" or item["split"] == "train":
     rows = preds.loc[preds["person"] == item["person"]]
@@ -194,14 +209,14 @@ with st.expander(f"Shown items ({len(shown):,}): pick one to review it", expande
         "suggested": [rw.value_name(f, v, bins) for f, v in zip(part["field"], part["suggested"])],
         "score": part["score"].to_numpy(),
         "decided": [rw.decided_text(decided[k], bins) if k in decided else ""
-                    for k in shown_keys[pos: pos + TABLE_ROWS]],
+                    for k in window[pos - start: pos - start + TABLE_ROWS]],
     })
     event = st.dataframe(table, hide_index=True, key="label_noise_table", on_select="rerun",
                          selection_mode="single-row",
                          column_config={"score": st.column_config.NumberColumn("score", format="%.2f")})
     picked = event.selection.rows if event and event.selection else []
     if picked and pos + picked[0] != pos:
-        st.session_state[CURSOR], st.session_state[POS] = shown_keys[pos + picked[0]], pos + picked[0]
+        st.session_state[CURSOR], st.session_state[POS] = window[pos - start + picked[0]], pos + picked[0]
         st.session_state.pop("label_noise_table", None)
         st.rerun()
     if len(shown) > TABLE_ROWS:

@@ -129,7 +129,7 @@ def test_bulk_states_the_count_and_writes_one_row_per_item(app_data, fresh):
     at.session_state["label_noise_flagged"] = False
     at.run()
     at.multiselect(key="label_noise_field").set_value(["mask"]).run()
-    n_shown = len(at.session_state["label_noise_order"])
+    n_shown = int(next(m.value for m in at.metric if m.label == "Shown").replace(",", ""))
     at.toggle(key="label_noise_bulk_on").set_value(True).run()
     at.selectbox(key="label_noise_bulk_choice").set_value("keep").run()
     box = at.checkbox(key="label_noise_bulk_confirm")
