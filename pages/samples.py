@@ -57,7 +57,7 @@ with st.expander("Filters", expanded=not incoming):
     age = g3.multiselect("Age bin (given)", [0, 1, 2], format_func=lambda v: bins.labels[v], key="samples_age")
     race = g4.multiselect("Race", sorted(df["race"].astype(str).unique()), key="samples_race")
     source = g5.multiselect("Source", sorted(df["source"].astype(str).unique()), key="samples_source")
-    h1, h2, h3 = st.columns([2, 2, 1])
+    h1, h2, h3 = st.columns([2, 2, 2])  # the sort names are long: 1 part cut them off
     conf = h1.slider("Confidence", 0.0, 1.0, (0.0, 1.0), step=0.01, key="samples_confidence")
     max_suspect = float(np.ceil(df["suspect_score"].max())) if len(df) and df["suspect_score"].max() > 0 else 0.0
     min_suspect = h2.slider("Suspect score at least", 0.0, max(max_suspect, 1.0), 0.0, step=0.1,
