@@ -127,16 +127,17 @@ for row in page_rows.itertuples(index=False):
             with cols[k]:
                 st.image(str(thumb), width="stretch")
                 marked = row.kind == "person_outlier" and path == row.path
-                label = ("⚠ stranger · " if marked else "") + path.rsplit("/", 1)[-1]
+                # a train photo: its person folder and slot; an eval file: its name
+                label = ("⚠ stranger · " if marked else "") + "/".join(path.split("/")[-2 if path.startswith("images/train/") else -1:])
                 st.caption(f"{label} · {split_of.get(path, '?')}")
                 now = file_state.get(path)
                 if now is not None:
                     st.caption("excluded" if now == FILE_EXCLUDE else "kept")
-                b1, b2 = st.columns(2)
-                if b1.button("Keep", key=widget_key("keep", row.kind, row.path, path)):
+                if st.button("Keep", key=widget_key("keep", row.kind, row.path, path), width="stretch"):
                     record_file(path, FILE_KEEP)
                     st.rerun()
-                if b2.button("Exclude", key=widget_key("excl", row.kind, row.path, path), type="primary"):
+                if st.button("Exclude", key=widget_key("excl", row.kind, row.path, path), type="primary",
+                             width="stretch"):
                     record_file(path, FILE_EXCLUDE, note=f"{row.kind}: {row.detail}")
                     st.rerun()
         if len(files) > SHOW_MEMBERS:
