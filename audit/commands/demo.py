@@ -143,6 +143,15 @@ def run(args) -> int:
     t1 = time.perf_counter()
     progress = TqdmProgress(desc="predicting", unit="img")
     run_dir = predict_run(index, checkpoint, workspace.runs_dir() / "demo", progress=progress, reuse=not args.force)
+    from audit.model import pretrained_card
+
+    start = read_card(checkpoint).train_config.get("pretrained_file")
+    if start and Path(start).is_file() and pretrained_card(start) is not None:
+        # The pretrained model never saw the demo's labels: its run is the second opinion
+        # (`python -m audit suspects runs/demo --second-opinion runs/demo-pretrained`).
+        other = predict_run(index, start, workspace.runs_dir() / "demo-pretrained", progress=progress,
+                            reuse=not args.force)
+        print(f"second-opinion run: {other}", file=sys.stderr)
     progress.close()
     timings["predict_s"] = time.perf_counter() - t1
     total = time.perf_counter() - t0
