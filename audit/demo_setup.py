@@ -55,13 +55,19 @@ def demo_is_built(root: Path | None = None) -> bool:
 
 
 def demo_run_is_ready() -> bool:
+    from audit.runs import META_NAME, PREDICTIONS_NAME
+
     run = demo_run_dir()
-    return (run / "predictions.parquet").is_file() and (run / "meta.json").is_file()
+    return (run / PREDICTIONS_NAME).is_file() and (run / META_NAME).is_file()
 
 
 def demo_is_ready() -> bool:
-    """Dataset drawn and, where the committed model is present, its run predicted."""
-    return demo_is_built() and (demo_run_is_ready() or not demo_weights().is_file())
+    """Dataset drawn and, where the committed model is present, its run predicted with its queue."""
+    from audit.runs import SUSPECTS_NAME
+
+    if not demo_is_built():
+        return False
+    return not demo_weights().is_file() or (demo_run_is_ready() and (demo_run_dir() / SUSPECTS_NAME).is_file())
 
 
 def remove_stale_temporaries() -> list[Path]:
@@ -89,8 +95,8 @@ def prepare_demo_argv() -> list[str]:
 
 def prepare_demo_workspace(*, progress: Progress | None = None, workers: int | None = None,
                            people: int | None = None, eval_images: int | None = None) -> Path | None:
-    """Draw the demo dataset if needed, then predict its run if needed; returns the run folder
-    (None when the committed model is absent). Idempotent: a finished demo costs nothing.
+    """Draw the demo dataset if needed, then predict its run and find its label-noise suspects if
+    needed; returns the run folder (None when the committed model is absent). Idempotent: a finished demo costs nothing.
     people / eval_images: the demo's size, default the one the committed model was trained on."""
     from audit.training import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED
 
@@ -116,12 +122,22 @@ def prepare_demo_workspace(*, progress: Progress | None = None, workers: int | N
             shutil.rmtree(tmp, ignore_errors=True)
     if not demo_weights().is_file():
         return None
-    if demo_run_is_ready():
-        return demo_run_dir()
-    from audit.dataset_index import index_dataset
-    from audit.prediction import predict_run
+    run_dir = demo_run_dir()
+    if not demo_run_is_ready():
+        from audit.dataset_index import index_dataset
+        from audit.prediction import predict_run
 
-    report(0, 1, "Indexing the demo images")
-    index = index_dataset(root.resolve())
-    return predict_run(index, demo_weights(), demo_run_dir(),
-                       progress=lambda done, total, _m: report(done, total, "Predicting the demo images"))
+        report(0, 1, "Indexing the demo images")
+        index = index_dataset(root.resolve())
+        predict_run(index, demo_weights(), run_dir,
+                    progress=lambda done, total, _m: report(done, total, "Predicting the demo images"))
+    from audit.runs import Run
+
+    run = Run.open(run_dir)
+    if run.suspects is None:  # the Label noise page opens on a queue, as every other page on data
+        from audit.noise.merge import find_suspects
+
+        report(0, 1, "Finding label-noise suspects")
+        run.write_suspects(find_suspects(run))
+        report(1, 1, "Finding label-noise suspects")
+    return run_dir

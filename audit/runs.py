@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audit.file_io import write_atomic
 from audit.labels import (
     DEFAULT_BINS,
     N_AGE_BINS,
@@ -249,6 +250,12 @@ class Run:
         if self._suspects_cache is None or self._suspects_cache[0] != mtime:
             self._suspects_cache = (mtime, pd.read_parquet(self.suspects_path))
         return self._suspects_cache[1]
+
+    def write_suspects(self, queue: pd.DataFrame) -> Path:
+        """Write the review queue as suspects.parquet atomically (a reader never sees half a file)."""
+        write_atomic(self.suspects_path, lambda fh: queue.to_parquet(fh, index=False))
+        self._suspects_cache = None
+        return self.suspects_path
 
     def layout_path(self, method: str, key: str) -> Path:
         """Where a float32 (N, 2) 2-D layout of this run's embeddings lives."""

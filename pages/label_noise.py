@@ -2,9 +2,6 @@
 saved at once in the workspace's ReviewStore; bulk decisions and reviewer conflicts below."""
 from __future__ import annotations
 
-import os
-import uuid
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -30,12 +27,10 @@ def compute_queue() -> None:
     with st.status("Finding label-noise suspects…", expanded=True) as status:
         st.write("Running the checks (model disagreement, the person's other photos, mask photo slots, "
                  "similar faces, predicted age)…")
-        queue = find_suspects(Run.open(run_path))
+        run = Run.open(run_path)
+        queue = find_suspects(run)
         st.write(f"Merging {len(queue):,} items into one queue…")
-        target = ctx.run_path / "suspects.parquet"
-        tmp = target.with_name(f".suspects-{uuid.uuid4().hex[:8]}.parquet")
-        queue.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
+        run.write_suspects(queue)
         status.update(label=f"Review queue ready: {len(queue):,} items", state="complete")
 
 
