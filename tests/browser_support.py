@@ -2,6 +2,7 @@
 `streamlit run app.py`, drive Debian's chromium through playwright (nothing is downloaded)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,20 @@ OVERVIEW_CHART = ".st-key-overview_chart_split .js-plotly-plot"
 FIRST_START_TIMEOUT_MS = 400_000  # the whole demo drawn and predicted on a loaded 2-core box
 STOP_WITHIN_S = 10  # what issue #11 asks of Ctrl-C / SIGTERM at any moment
 PAGE_TIMEOUT_MS = 120_000  # generous: CI boxes are often shared
+
+
+@contextlib.contextmanager
+def launched_chromium():
+    """Debian's chromium driven by playwright, closed afterwards; skips the test where absent."""
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def _browser_or_skip():

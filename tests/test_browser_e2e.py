@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from browser_support import (CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, _browser_or_skip, page_errors,
-                             start_server, stop_server, wait_until_idle)
+from browser_support import (PAGE_TIMEOUT_MS, _browser_or_skip, launched_chromium, page_errors, start_server,
+                             stop_server, wait_until_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -96,14 +96,8 @@ def app_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(app_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launched_chromium() as b:
+        yield b
 
 
 @pytest.fixture

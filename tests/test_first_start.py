@@ -13,9 +13,9 @@ import signal
 
 import pytest
 
-from browser_support import (CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, STOP_WITHIN_S, _browser_or_skip,
-                             demo_job_status, pid_alive, reach_overview, start_server, stop_and_time,
-                             stop_server, wait_for, wait_until_idle)
+from browser_support import (PAGE_TIMEOUT_MS, STOP_WITHIN_S, demo_job_status, launched_chromium, pid_alive,
+                             reach_overview, start_server, stop_and_time, stop_server, wait_for,
+                             wait_until_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,15 +24,8 @@ FRESH_STARTS = int(os.environ.get("MASK_AUDIT_FRESH_STARTS", "5"))
 
 @pytest.fixture(scope="module")
 def browser():
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launched_chromium() as b:
+        yield b
 
 
 def test_fresh_starts_reach_the_overview(browser, tmp_path):
