@@ -166,3 +166,43 @@ def test_sample_detail_gradcam_comes_from_the_model_server(server, tiny_demo, ti
     # the demo model on the server sees the central 70%: the detail says what is dimmed
     assert any("Dimmed" in c.value and "70%" in c.value for c in at.caption)
     assert np.isfinite(meta.get("timings", {}).get("predict_s", 0.0))
+
+
+SIDEBAR_BOX = """
+import streamlit as st
+from pages import app_cache, sidebar
+sidebar._model_server_box(app_cache.AppContext())
+"""
+
+
+def test_sidebar_model_box_in_process_and_unreachable(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from test_serving import free_port
+
+    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.delenv("MASK_AUDIT_MODEL_URL", raising=False)
+    at = AppTest.from_string(SIDEBAR_BOX, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("loaded in this process" in c.value for c in at.caption)
+    at.text_input(key="sidebar_model_url").set_value(f"127.0.0.1:{free_port()}").run()
+    assert not at.exception, at.exception
+    assert at.session_state["model_url"].startswith("127.0.0.1:")
+    assert any("cannot be reached" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
+
+
+@pytest.mark.slow
+def test_sidebar_model_box_names_the_server_and_its_model(server, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from audit.model import checkpoint_sha256
+
+    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("MASK_AUDIT_MODEL_URL", server.url)
+    at = AppTest.from_string(SIDEBAR_BOX, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    text = " ".join(c.value.replace("\\", "") for c in at.caption)
+    assert "Answering: test_resnet (demo" in text and server.url in text and "on cpu" in text
+    assert checkpoint_sha256(REPO / "weights" / "demo")[:12] in text
