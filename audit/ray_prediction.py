@@ -167,12 +167,16 @@ class HeadsPredictor:
         datas = [torch.frombuffer(bytearray(jpegs[i]), dtype=torch.uint8) for i in rows]
         images = decode_jpeg(datas, mode=ImageReadMode.RGB, device=self.device)
         h, w = self.card.image_size
+        try:  # the card's resize interpolation, as the CPU transform uses
+            interpolation = TF.InterpolationMode(self.card.interpolation)
+        except ValueError:
+            interpolation = TF.InterpolationMode.BILINEAR
         mean = torch.tensor(self.card.mean, device=self.device).view(3, 1, 1)
         std = torch.tensor(self.card.std, device=self.device).view(3, 1, 1)
         for i, img in zip(rows, images):
             left, top, right, bottom = crop_box((img.shape[2], img.shape[1]), self.card.crop)
             img = img[:, top:bottom, left:right].float() / 255.0
-            img = TF.resize(img, [h, w], antialias=True)
+            img = TF.resize(img, [h, w], interpolation=interpolation, antialias=True)
             x[i] = ((img - mean) / std).to(x.device)
 
     def __call__(self, batch: dict) -> dict:

@@ -81,3 +81,28 @@ def test_ray_engine_cli_skips_unreadable_files_like_the_default(tmp_path, monkey
     _same_run(tmp_path / "local", tmp_path / "ray")
     skipped = json.loads((tmp_path / "ray" / "meta.json").read_text())["skipped"]
     assert [s["path"] for s in skipped] == [victim.relative_to(data).as_posix()]
+
+
+def test_jpeg_bytes_path_decodes_in_the_actor_close_to_the_cpu_path(tiny_demo):
+    """The --gpu-decode stages without Ray or a GPU: decode tasks pass JPEG bytes, the actor decodes
+    them with torchvision (on CPU here, device="cuda" on a GPU actor) and crops/resizes like the card.
+    Close to the PIL path, not identical (full decode + tensor resize)."""
+    pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
+    from audit.model import read_card
+    from audit.ray_prediction import HeadsPredictor, decode_images
+
+    weights = REPO / "weights" / "demo" / "model.pt"
+    card = read_card(weights).to_dict()
+    files = sorted((tiny_demo / "images").rglob("*"))
+    paths = [f.relative_to(tiny_demo).as_posix() for f in files if f.suffix in (".jpg", ".png")][:12]
+    batch = {"pos": np.arange(len(paths)), "path": np.asarray(paths, dtype=object)}
+    predictor = HeadsPredictor(weights.read_bytes(), use_gpu=False, threads=1)
+    on_cpu = predictor(decode_images(batch, root=str(tiny_demo), card=card))
+    as_bytes = decode_images(batch, root=str(tiny_demo), card=card, gpu_jpeg=True)
+    is_jpeg = np.asarray([p.endswith(".jpg") for p in paths])
+    assert is_jpeg.any() and (~is_jpeg).any()
+    assert all(bool(d) == j for d, j in zip(as_bytes["jpeg"], is_jpeg))
+    decoded = predictor(as_bytes)
+    for head in ("mask", "gender", "age"):
+        np.testing.assert_allclose(decoded[head][~is_jpeg], on_cpu[head][~is_jpeg], atol=1e-6)  # PNGs: same path
+        np.testing.assert_allclose(decoded[head][is_jpeg], on_cpu[head][is_jpeg], atol=0.15)
