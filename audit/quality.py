@@ -102,7 +102,7 @@ KIND_EXPLANATIONS = {
     "odd_aspect_ratio": "shape unlike a portrait photo (cleanvision)",
     "unreadable_image": "the file does not decode: skipped", "truncated_image": "the file ends early: skipped",
 }
-SIGNALS_VERSION = 6  # bump when the signals change: older files are recomputed
+SIGNALS_VERSION = 7  # bump when the signals change: older files are recomputed
 SIGNALS_NAME = f"signals_v{SIGNALS_VERSION}.parquet"
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
@@ -235,7 +235,10 @@ def _one_image(path: str, tolerance: int, props) -> dict:
         out["error"] = text
         return out
     out["small_sha"] = _pixel_digest(small)
-    out["phash"] = int(str(imagehash.phash(small)), 16) - (1 << 63)  # as int64
+    # imagehash's pHash of a 32x32 grey picture made here: its own Lanczos resize of the reduced
+    # picture cost 3.8 ms of the ~5 ms it took (same hash within 0.3 bits on average).
+    tiny = small.convert("L").resize((32, 32), Image.BILINEAR)
+    out["phash"] = int(str(imagehash.phash(tiny)), 16) - (1 << 63)  # as int64
     out["thumb"] = np.asarray(small.convert("RGB").resize(THUMB_SIZE, Image.BILINEAR), dtype=np.uint8).tobytes()
     out["width"], out["height"] = image.size
     out["mode"] = mode
