@@ -537,12 +537,32 @@ def serve(config: ServeConfig) -> None:
     # SIGTERM (service managers, tests) would otherwise kill this process and orphan the workers.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    code = 0
     try:
         server.run(host=config.host, port=int(config.port), num_api_servers=1, api_server_worker_type="thread",
                    generate_client_file=False, log_level="warning")
+    except SystemExit as err:  # uvicorn exits when it cannot bind
+        code = err.code if isinstance(err.code, int) else 1
+    except Exception as err:  # a worker that failed to start: one line, not a trace
+        print(f"error: the model server stopped: {type(err).__name__}: {err}", file=sys.stderr)
+        code = 1
     finally:
         # The workers are gone; uvicorn's thread has no stop hook in LitServe and would keep the
         # process alive, so leave now.
         print("Model server stopped", flush=True)
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when (host, port) can be bound now (checked before minutes of worker start-up)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, int(port)))
+        except OSError:
+            return False
+    return True

@@ -188,6 +188,17 @@ def test_serve_command_refuses_a_missing_checkpoint(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
+def test_serve_command_refuses_a_port_in_use(capsys):
+    from audit.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--weights", str(DEMO_WEIGHTS), "--port", str(port)]) == 2
+    assert "in use" in capsys.readouterr().err
+
+
 def test_client_says_when_no_server_answers():
     client = ModelClient(f"http://127.0.0.1:{free_port()}", timeout=3)
     assert not client.health()

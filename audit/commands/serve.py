@@ -33,7 +33,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from audit.serving import ServeConfig, create_server, serve
+    from audit.serving import ServeConfig, create_server, port_is_free, serve
 
     config = ServeConfig(weights=args.weights, host=args.host, port=args.port, device=args.device,
                          max_batch_size=args.max_batch_size, batch_timeout=args.batch_timeout, cpu_threads=args.threads,
@@ -42,6 +42,8 @@ def run(args) -> int:
         create_server(config)  # every setting and the checkpoint checked before anything starts
     except (ValueError, FileNotFoundError, OSError) as err:
         raise UsageError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    if not port_is_free(config.host, config.port):
+        raise UsageError(f"port {config.port} on {config.host} is in use (another server?): choose another with --port")
     url_host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
     print(f"Serving {config.weights} on http://{url_host}:{config.port} (POST /predict, GET /card, GET /health); "
           f"Ctrl+C stops it", flush=True)
