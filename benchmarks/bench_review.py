@@ -129,6 +129,8 @@ def main() -> int:
             if args.shots:
                 args.shots.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.shots / "label_noise_keyboard.png"), full_page=True)
+            print(f"keyboard: key -> card median {statistics.median(key_to_card):.2f} s, max {max(key_to_card):.2f} s; "
+                  f"key -> idle median {statistics.median(key_to_idle):.2f} s, max {max(key_to_idle):.2f} s", flush=True)
             stored = len(ReviewStore(reviews).latest(index.fingerprint))
             assert stored == args.decisions, f"{stored} decisions stored, {args.decisions} pressed"
 
@@ -150,8 +152,11 @@ def main() -> int:
             box.press("Enter")
             idle(page)
             page.locator(".st-key-label_noise_bulk_choice").click()
-            page.get_by_role("option", name="Keep each given label").click()
+            page.keyboard.type("Keep each")
+            page.keyboard.press("Enter")
             idle(page)
+            page.wait_for_function("() => (document.querySelector('.st-key-label_noise_bulk_choice') || {}).innerText"
+                                   "?.includes('Keep each given label')", timeout=300_000)
             page.locator(".st-key-label_noise_bulk_confirm label").click()
             idle(page)
             label = page.locator(".st-key-label_noise_bulk_confirm").inner_text()

@@ -91,8 +91,8 @@ def key_strings(frame) -> np.ndarray:
 
 decided_keys = {f"{item}{SEP}{field}" for (item, field), d in decided.items() if rw.is_decided(d)}
 skipped_keys = {f"{item}{SEP}{field}" for (item, field), d in decided.items() if not rw.is_decided(d)}
-is_decided = pd.Index(key_strings(ordered)).isin(list(decided_keys)) if decided_keys else \
-    np.zeros(len(ordered), dtype=bool)
+# Python sets, not Index.isin: pandas 3's string Index.isin took ~1 s for 1,000 keys in 62,000.
+is_decided = np.fromiter((k in decided_keys for k in key_strings(ordered)), dtype=bool, count=len(ordered))
 if state == "Undecided":
     shown = ordered[~is_decided]
 elif state == "Decided":
@@ -101,9 +101,9 @@ else:
     shown = ordered
 shown_key_strings = key_strings(shown)
 
-queue_key_strings = key_strings(queue) if decided else np.array([], dtype=object)
-n_decided = int(pd.Index(list(decided_keys)).isin(queue_key_strings).sum()) if decided_keys else 0
-n_skipped = int(pd.Index(list(skipped_keys)).isin(queue_key_strings).sum()) if skipped_keys else 0
+queue_key_set = set(key_strings(queue)) if decided else set()
+n_decided = sum(k in queue_key_set for k in decided_keys)
+n_skipped = sum(k in queue_key_set for k in skipped_keys)
 m1, m2, m3 = st.columns(3)
 m1.metric("Items in queue", f"{len(queue):,}",
           help="Every (image or person, field) the checks scored, flagged or not.")
