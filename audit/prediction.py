@@ -82,8 +82,16 @@ class _ImageFiles(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         from PIL import Image
 
+        from audit.thumbnails import ImageUnavailable, data_image_path
+
         try:
-            with Image.open(self.root / self.paths[i]) as img:
+            # Checked first: a FIFO swapped in after indexing would block this worker in Image.open;
+            # a deleted, replaced or escaping path is one line that says to re-index.
+            path = data_image_path(self.root, self.paths[i])
+        except ImageUnavailable as err:
+            return torch.zeros(self.shape), i, False, str(err)
+        try:
+            with Image.open(path) as img:  # lazily: the transform decodes JPEGs at a reduced scale
                 x = self.transform(img)
             return x, i, True, ""
         except Exception as err:  # any decoding failure: PIL raises OSError, ValueError, SyntaxError...

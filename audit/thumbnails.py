@@ -62,12 +62,10 @@ class ImageUnavailable(ValueError):
     file that is not an image, or outside the data folder); the message is one line."""
 
 
-def open_data_image(data_root: str | Path, rel_path: str) -> Image.Image:
-    """The decoded image data_root/rel_path (PIL, fully loaded, file closed).
-
-    Raises ImageUnavailable with a one-line reason that says what to do (re-index) instead of
-    whatever PIL or the OS would raise; a FIFO is never opened (it would block).
-    """
+def data_image_path(data_root: str | Path, rel_path: str) -> Path:
+    """The checked path of the data image data_root/rel_path: inside the data folder and a regular
+    file now (a FIFO is never opened: it would block). For readers that decode lazily themselves
+    (prediction keeps JPEG draft decoding); ImageUnavailable (one line, says to re-index) otherwise."""
     try:
         path = safe_data_path(data_root, rel_path)
     except ValueError as err:
@@ -81,6 +79,16 @@ def open_data_image(data_root: str | Path, rel_path: str) -> Image.Image:
     if not stat.S_ISREG(mode):
         raise ImageUnavailable(f"{rel_path} is no longer an image file (replaced by a folder, FIFO or device "
                                "since the dataset was indexed); re-index it")
+    return path
+
+
+def open_data_image(data_root: str | Path, rel_path: str) -> Image.Image:
+    """The decoded image data_root/rel_path (PIL, fully loaded, file closed).
+
+    Raises ImageUnavailable with a one-line reason that says what to do (re-index) instead of
+    whatever PIL or the OS would raise; a FIFO is never opened (it would block).
+    """
+    path = data_image_path(data_root, rel_path)
     try:
         with Image.open(path) as img:
             img.load()

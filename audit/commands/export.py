@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audit.cli import UsageError
-from audit.labels import parse_bins
+from audit.cli import UsageError, add_bins_option, bins_from_args
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +19,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="folder to write into (default: workspace/exports/<UTC timestamp>/)")
     parser.add_argument("--reviews", metavar="FILE", default=None,
                         help="review store (default: workspace/reviews.sqlite)")
-    parser.add_argument("--bins", default="default",
-                        help="age bins the labels are read with: default, competition or LO,HI (default: default)")
+    add_bins_option(parser, "age bins the labels are read with")
 
 
 # `export_all` writes CSV files only, relabel.csv always: a folder holding our relabel.csv and
@@ -65,10 +63,7 @@ def run(args) -> int:
     from audit.reviews import ReviewStore
     from audit.workspace import workspace_dir
 
-    try:
-        bins = parse_bins(args.bins)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    bins = bins_from_args(args)
     if args.out is not None:
         check_export_folder(Path(args.out).expanduser())
     reviews = Path(args.reviews) if args.reviews else workspace_dir() / "reviews.sqlite"
@@ -97,6 +92,6 @@ def run(args) -> int:
         print(f"No decisions recorded for this dataset in {reviews}{hint}")
     else:
         print("Decisions: " + ", ".join(f"{f} {d} {n}" for f, d, n in counts.itertuples(index=False)))
-    for name, path in paths.items():
+    for path in paths.values():
         print(f"wrote {path}")
     return 0

@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audit.cli import UsageError
-from audit.labels import parse_bins
+from audit.cli import UsageError, add_bins_option, bins_from_args
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +17,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("csv", metavar="CSV", help="ImageID,ans submission, or image id + p_class_0..17 / 0..17 / per-head columns")
     parser.add_argument("--run", default=None,
                         help="run NAME (or runs/NAME) in the workspace, or a folder path (default: the CSV's file stem)")
-    parser.add_argument("--bins", default="default", help="age bins the CSV's classes use: default, competition (the original competition's "
-                             "<30, 30-59, >=60, as in its submissions) or LO,HI (default: default)")
+    add_bins_option(parser, "age bins the CSV's classes use (the competition's submissions: competition)")
 
 
 def run(args) -> int:
@@ -27,10 +25,7 @@ def run(args) -> int:
     from audit.prediction_import import PredictionImportError, import_predictions
     from audit.runs import RunFolderRefused, check_run_target, resolve_run_dir
 
-    try:
-        bins = parse_bins(args.bins)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    bins = bins_from_args(args)
     try:
         index = index_dataset(args.data, bins=bins)
     except DatasetNotFound as err:

@@ -10,8 +10,7 @@ import argparse
 import json
 import sys
 
-from audit.cli import TqdmProgress, UsageError
-from audit.labels import parse_bins
+from audit.cli import TqdmProgress, UsageError, add_bins_option, bins_from_args
 
 SHOW_FINDINGS = 15
 
@@ -21,7 +20,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-images", action="store_true",
                         help="decode every image: flag unreadable, truncated and wrongly sized ones")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument("--bins", default="default", help="age bins: default, competition or LO,HI (default: default)")
+    add_bins_option(parser)
     parser.add_argument("--workers", type=int, default=None, help="threads for --check-images (default: all cores)")
 
 
@@ -52,10 +51,7 @@ def _summary(index) -> str:
 def run(args) -> int:
     from audit.dataset_index import DatasetNotFound, index_dataset
 
-    try:
-        bins = parse_bins(args.bins)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    bins = bins_from_args(args)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     progress = TqdmProgress(leave=False, disable=None)

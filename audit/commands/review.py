@@ -11,8 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from audit.cli import UsageError
-from audit.labels import parse_bins
+from audit.cli import UsageError, add_bins_option, bins_from_args
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +23,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--reviewer", default="", help="the name the decisions carry (default: none)")
     imp.add_argument("--reviews", metavar="FILE", default=None,
                      help="review store (default: workspace/reviews.sqlite)")
-    imp.add_argument("--bins", default="default",
-                     help="age bins the labels are read with: default, competition or LO,HI (default: default)")
+    add_bins_option(imp, "age bins the labels are read with")
 
 
 def run(args) -> int:
@@ -34,10 +32,7 @@ def run(args) -> int:
     from audit.reviews import ReviewStore
     from audit.workspace import workspace_dir
 
-    try:
-        bins = parse_bins(args.bins)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    bins = bins_from_args(args)
     csv_path = Path(args.csv)
     if not csv_path.is_file():
         raise UsageError(f"no relabel list at {csv_path}")

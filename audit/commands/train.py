@@ -93,6 +93,56 @@ def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins
         raise UsageError(str(err)) from None
 
 
+# What a checkpoint folder of ours holds (model.pt, model.json, oof.parquet; pretrain's history.json;
+# .tmp partners of atomic writes): a folder holding anything else is someone's.
+CHECKPOINT_FILE_SUFFIXES = (".pt", ".json", ".parquet", ".tmp")
+
+
+def _is_our_checkpoint(path: Path) -> bool:
+    from audit.model import read_card
+
+    try:
+        read_card(path)  # model.json beside it, else the .pt's embedded card (format checked)
+    except Exception:  # any failure to read a card (no card, wrong format, bad JSON) means not ours
+        return False
+    return path.is_file() and not path.is_symlink()
+
+
+def check_weights_target(out: Path, *, data_root: Path | None = None) -> None:
+    """UsageError unless `--out` (a folder, or a .pt path in one) may receive a checkpoint: the
+    folder is absent, empty, or a checkpoint folder of ours (a Mask Audit model.pt and nothing but
+    checkpoint files), and not inside the data folder. Someone's model.pt, a workspace or `.` is
+    never written over (the same rule as run folders); nothing is written before this passes."""
+    from audit.model import CHECKPOINT_NAME, resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(out)
+    folder = checkpoint.parent
+    if data_root is not None and folder.absolute().resolve().is_relative_to(Path(data_root).resolve()):
+        raise UsageError(f"--out {out} is inside the dataset {data_root}: weights are never written into the data "
+                         "folder; choose a folder outside it")
+    if folder.is_symlink() or checkpoint.is_symlink():
+        raise UsageError(f"--out {out} is a symbolic link; give a real folder for the weights")
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: {folder} exists and is not a folder; choose another")
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        raise UsageError(f"--out {out} cannot be listed ({err.strerror or err}); choose another folder") from None
+    if not entries:
+        return
+    foreign = [e.name for e in entries if e.is_symlink() or not e.is_file() or e.suffix not in CHECKPOINT_FILE_SUFFIXES]
+    ours = [c for c in {checkpoint, folder / CHECKPOINT_NAME} if c.exists() and _is_our_checkpoint(c)]
+    if checkpoint.exists() and checkpoint not in ours:
+        raise UsageError(f"--out {out}: {checkpoint} is not a Mask Audit checkpoint; it is never written over: "
+                         "choose a new or empty folder (nothing was written)")
+    if foreign or not ours:
+        shown = ", ".join((foreign or [e.name for e in entries])[:3]) + (" ..." if len(foreign or entries) > 3 else "")
+        raise UsageError(f"--out {out} holds files that are not a Mask Audit checkpoint ({shown}); nothing is "
+                         "written over them: choose a new or empty folder (nothing was written)")
+
+
 def print_summary(result, out=sys.stdout) -> None:
     m = result.card.metrics
 
@@ -144,7 +194,8 @@ def run(args) -> int:
         raise UsageError(f"no train images in {index.root}")
     if config.folds > train_people:
         raise UsageError(f"--folds {config.folds} needs at least {config.folds} train people; the data has {train_people}")
-    out = Path(args.out) if args.out else WEIGHTS_DIR / arch
+    out = Path(args.out).expanduser() if args.out else WEIGHTS_DIR / arch
+    check_weights_target(out, data_root=index.root)
     command = "python -m audit train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if sys.argv[1:2] == ["train"] else None
     try:
