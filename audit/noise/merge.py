@@ -27,6 +27,10 @@ DEFAULT_WEIGHTS = {
     ("person_level", "age"): 1.0, ("age_residual", "age"): 0.5, ("neighbours", "age"): 0.15,
     ("cleanlab", "age"): 0.25,
     ("mask_slots", "mask"): 1.0, ("neighbours", "mask"): 0.25, ("cleanlab", "mask"): 0.25,
+    # Detectors fed by a second-opinion run (declared until fitted):
+    ("second_opinion", "gender"): 1.0, ("second_opinion", "age"): 1.0, ("second_opinion", "mask"): 0.5,
+    ("simifeat", "gender"): 0.5, ("simifeat", "age"): 0.5, ("simifeat", "mask"): 0.25,
+    ("ensemble", "gender"): 0.5, ("ensemble", "age"): 0.5, ("ensemble", "mask"): 0.25,
 }
 DEFAULT_WEIGHT = 0.25  # a detector/field pair not listed above
 # How the merge's cleanlab member scores a train person from their photos (the fitted choice);
