@@ -1,20 +1,10 @@
 """Index a mask dataset folder: one row per usable image, and a list of data-quality findings.
 
-Layouts (auto-detected by `detect_layout`; give the data folder itself, or a folder that holds
-it as `data/` or `input/data/`; nothing deeper is searched, so a folder of unrelated things is
-never indexed by a dataset found somewhere inside it):
-
-- seed layout (what `make_demo` writes)::
-
-      ROOT/images/train/<person>/<mask_type>.<ext>     7 photos per person
-      ROOT/images/eval/<id>_<gender>_<race>_<age>_<mask_type>.<ext>
-
-- competition layout (the post-competition download, and the original competition)::
-
-      ROOT/train/images/<person>/<mask_type>.<ext>
-      ROOT/train/train.csv     id, gender, race, age, path (= person folder) + provenance columns
-      ROOT/eval/images/<file>
-      ROOT/eval/info.csv       ImageID (= file name), ans (18-class id) + provenance columns
+Layouts (`audit.layouts`: seed, competition) are auto-detected by `detect_layout`; give the data
+folder itself, or a folder that holds it as `data/` or `input/data/`; nothing deeper is searched, so
+a folder of unrelated things is never indexed by a dataset found somewhere inside it. A person
+folder holds 7 photos; train.csv has id, gender, race, age, path (= person folder) + provenance
+columns; info.csv has ImageID (= file name), ans (18-class id) + provenance columns.
 
 Either split may be missing (a finding). Names are parsed by `audit.name_parsing`. Labels come
 from the names; a CSV adds provenance (dataset, author, license, license_url, photo_url) and is
@@ -92,6 +82,8 @@ from audit.labels import (
     DEFAULT_BINS, BIN_PRESETS, GENDERS, GENDER_NAMES, IMAGE_EXTENSIONS, MASK_NAMES, N_CLASSES,
     EVAL_MASK_TYPES, TRAIN_MASK_TYPES, AgeBins, class_id, split_class,
 )
+from audit import layouts
+from audit.layouts import expected_layouts, get_layout, layout_of
 from audit.name_parsing import (
     EVAL_PATTERN, PERSON_PATTERN, is_hidden, normalise_race, parse_eval_file, parse_gender,
     parse_person, parse_train_file, source_from_dataset, source_from_id, split_ext,
@@ -116,10 +108,7 @@ PROVENANCE = {
     "dataset": "dataset", "original_author": "author", "photo_license": "license",
     "photo_license_url": "license_url", "original_photo_url": "photo_url",
 }
-EXPECTED_LAYOUTS = (
-    "expected images/train/<person>/ + images/eval/ (seed layout) or train/images/ + train/train.csv, "
-    "eval/images/ + eval/info.csv (competition layout), in it or in data/ or input/data/ under it"
-)
+EXPECTED_LAYOUTS = expected_layouts()
 # How many subfolders `detect_layout` peeks into for a "did you mean" hint (a folder of 100,000
 # unrelated entries must still answer at once).
 _HINT_SUBFOLDERS = 200
@@ -127,6 +116,9 @@ _SLOTS = tuple(TRAIN_MASK_TYPES)
 _NO_PROVENANCE = ("",) * len(PROVENANCE)
 # Labels of an eval row taken from `ans` alone: the mask state's file stem.
 _MASK_TYPE_OF_STATE = ("mask", "incorrect_mask", "normal")
+# A scan row: the IMAGE_COLUMNS values, then the file size in bytes (bytes go into the fingerprint).
+_ROW_COLUMNS = (*IMAGE_COLUMNS, "_size")
+_AT = {name: i for i, name in enumerate(_ROW_COLUMNS)}
 # A placeholder `ans` column needs this many rows before "all zero" is read as a template.
 _PLACEHOLDER_MIN_ROWS = 10
 # Report progress every this many person folders / images (a callback per item costs more than the scan).
@@ -190,14 +182,6 @@ class DatasetIndex:
         }
 
 
-def _layout_of(folder: Path) -> str | None:
-    if (folder / "images" / "train").is_dir() or (folder / "images" / "eval").is_dir():
-        return "seed"
-    if (folder / "train" / "images").is_dir() or (folder / "eval" / "images").is_dir():
-        return "competition"
-    return None
-
-
 def shown_path(path) -> str:
     """A path for a one-line message: as is, or quoted with escapes when it holds line breaks or
     other control characters (a folder named with a newline must not break the message)."""
@@ -225,26 +209,27 @@ def _not_a_folder(root: Path) -> str:
 
 
 def detect_layout(root) -> tuple[Path, str]:
-    """Folder the user gave -> (resolved data root, "seed" | "competition"); DatasetNotFound otherwise.
+    """Folder the user gave -> (resolved data root, layout name: "seed" | "competition", see
+    `audit.layouts`); DatasetNotFound otherwise.
 
-    Looks at the folder, data/ and input/data/ under it, and the parent when the folder is the
-    seed layout's images/ - nowhere else, as its error message says. A dataset one level down is
+    Looks at the folder, data/ and input/data/ under it, and the parent when the folder is one a
+    layout names as inner (the seed layout's images/) - nowhere else, as its error message says. A dataset one level down is
     named in the error (so the user can pass it), never indexed silently."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetNotFound(f"{_not_a_folder(root)}; {EXPECTED_LAYOUTS}")
     candidates = [root, root / "data", root / "input" / "data"]
-    if root.name == "images":
+    if any(root.name in layout.inner_folders for layout in layouts.LAYOUTS):
         candidates.append(root.parent)
     for folder in candidates:
-        layout = _layout_of(folder)
-        if layout:
-            return folder.resolve(), layout
+        layout = layout_of(folder)
+        if layout is not None:
+            return folder.resolve(), layout.name
     found = []
     try:
         with os.scandir(root) as it:
             for entry in itertools.islice((e for e in it if not is_hidden(e.name) and e.is_dir()), _HINT_SUBFOLDERS):
-                if _layout_of(Path(entry.path)):
+                if layout_of(Path(entry.path)) is not None:
                     found.append(entry.name)
     except OSError:
         pass
@@ -402,7 +387,8 @@ def _parse_ans(text: str) -> int | None:
 
 
 class _Scan:
-    """Accumulates rows: lists in IMAGE_COLUMNS order (age_bin/class_id filled later) + file size."""
+    """Accumulates rows: lists in _ROW_COLUMNS order (IMAGE_COLUMNS, age_bin/class_id filled later, + file
+    size); read them by name through `_AT`."""
 
     def __init__(self):
         self.rows: list[list] = []
@@ -635,6 +621,7 @@ def _scan_eval(data_root: Path, eval_rel: str, csv_rel: str | None, bins: AgeBin
 
 def _check_ans(pairs, bins: AgeBins, csv_rel: str, findings: _Findings, scan: _Scan) -> None:
     """pairs: (ans, name age, row index, rel path, CSV line label) -> csv_mismatch findings."""
+    mask_at, gender_at = _AT["mask"], _AT["gender"]
     ans = np.array([p[0] for p in pairs], dtype=np.int64)
     ages = np.array([p[1] for p in pairs], dtype=np.int64)
     ans_bins = _ans_bins(ans, ages, bins)
@@ -643,16 +630,16 @@ def _check_ans(pairs, bins: AgeBins, csv_rel: str, findings: _Findings, scan: _S
                      f"ans matches the names under age bins {ans_bins.describe()}, not the index's {bins.describe()}")
     name_bin = ans_bins.bin(ages)
     for (a, age, i, rel, where), nb in zip(pairs, name_bin):
-        row = scan.rows[i]
-        expect = class_id(row[8], row[4], int(nb))
+        row_mask, row_gender = scan.rows[i][mask_at], scan.rows[i][gender_at]
+        expect = class_id(row_mask, row_gender, int(nb))
         if a == expect:
             continue
         m, g, b = split_class(a)
         parts = []
-        if m != row[8]:
-            parts.append(f"mask {MASK_NAMES[m]} vs {MASK_NAMES[row[8]]}")
-        if g != row[4]:
-            parts.append(f"gender {GENDERS[g]} vs {GENDERS[row[4]]}")
+        if m != row_mask:
+            parts.append(f"mask {MASK_NAMES[m]} vs {MASK_NAMES[row_mask]}")
+        if g != row_gender:
+            parts.append(f"gender {GENDERS[g]} vs {GENDERS[row_gender]}")
         if b != nb:
             parts.append(f"age bin {ans_bins.labels[b]} vs age {age}")
         findings.add("csv_mismatch", rel, f"{where}: ans {a} but the name says class {expect} ({'; '.join(parts)})")
@@ -712,8 +699,11 @@ def _fingerprint(rows: list[list]) -> str:
     """sha256 hex over rows in their (sorted) order: path, size, gender, race, age, mask_type, and
     the age bin only where it is the label itself (ans-only rows), so bins do not change it."""
     h = hashlib.sha256()
+    path, size, gender, race, age, mask_type, age_bin = (
+        _AT[c] for c in ("path", "_size", "gender", "race", "age", "mask_type", "age_bin"))
     for r in rows:
-        h.update(f"{r[0]}\t{r[-1]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[9]}\t{r[7] if r[6] < 0 else ''}\n".encode())
+        h.update(f"{r[path]}\t{r[size]}\t{r[gender]}\t{r[race]}\t{r[age]}\t{r[mask_type]}\t"
+                 f"{r[age_bin] if r[age] < 0 else ''}\n".encode())
     return h.hexdigest()
 
 
@@ -728,10 +718,8 @@ def index_dataset(root, *, bins: AgeBins = DEFAULT_BINS, check_images: bool = Fa
     data_root, layout = detect_layout(root)
     findings = _Findings()
     scan = _Scan()
-    if layout == "seed":
-        train_rel, eval_rel, train_csv, eval_csv = "images/train", "images/eval", None, None
-    else:
-        train_rel, eval_rel, train_csv, eval_csv = "train/images", "eval/images", "train/train.csv", "eval/info.csv"
+    where = get_layout(layout)
+    train_rel, eval_rel, train_csv, eval_csv = where.train_images, where.eval_images, where.train_csv, where.eval_csv
     train_ids: dict[str, str] = {}
     train_out, eval_out = _split_folder(data_root, train_rel), _split_folder(data_root, eval_rel)
     if train_out:
@@ -750,8 +738,9 @@ def index_dataset(root, *, bins: AgeBins = DEFAULT_BINS, check_images: bool = Fa
 
     # Eval ids: repeated within eval, or shared with a train person (leakage).
     first_eval: dict[str, str] = {}
+    id_at, path_at = _AT["person_id"], _AT["path"]
     for r in scan.rows[n_train_rows:]:
-        pid, rel = r[3], r[0]
+        pid, rel = r[id_at], r[path_at]
         if pid in first_eval:
             findings.add("duplicate_id", rel, f"eval id {pid} is also {first_eval[pid]}")
         else:
@@ -761,10 +750,10 @@ def index_dataset(root, *, bins: AgeBins = DEFAULT_BINS, check_images: bool = Fa
 
     # Sort once in Python, by (split, path) = eval rows then train rows, each by path: cheaper than
     # sorting the frame's arrow strings.
-    by_path = operator.itemgetter(0)
+    by_path = operator.itemgetter(path_at)
     rows = sorted(scan.rows[n_train_rows:], key=by_path) + sorted(scan.rows[:n_train_rows], key=by_path)
     fingerprint = _fingerprint(rows)
-    images = pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, "_size"]).drop(columns="_size")
+    images = pd.DataFrame(rows, columns=list(_ROW_COLUMNS)).drop(columns="_size")
     if check_images and len(images):
         bad = find_bad_images(data_root, images["path"].tolist(), expected_size=expected_size,
                               workers=workers, progress=progress)

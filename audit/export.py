@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from audit import labels as L
+from audit.layouts import get_layout
 from audit.reviews import FILE_EXCLUDE, FILE_FIELD, ReviewStore, bins_from_text
 from audit.workspace import workspace_dir
 
@@ -72,8 +73,6 @@ PROVENANCE = {
 }
 # Columns a reviewer types into; exported with a guard against spreadsheet formulas.
 FREE_TEXT_COLUMNS = ("note", "reviewer")
-TRAIN_CSV = "train/train.csv"
-INFO_CSV = "eval/info.csv"
 
 
 def value_name(field: str, code, bins: L.AgeBins = L.DEFAULT_BINS) -> str:
@@ -332,18 +331,19 @@ def corrected_manifests(data_root, layout: str, decisions: pd.DataFrame, index_i
     """Corrected copies of the manifests: {"train.csv", "info.csv", "images.csv"} -> DataFrame.
 
     `decisions`: `relabel_frame` output; `index_images`: `DatasetIndex.images` of `data_root`
-    (its `layout` "seed" or "competition"). The competition layout's CSVs are read as text and
-    only the cells of changed people/images are rewritten; missing CSVs are generated from the
-    index. `bins`: the bins of the index (what `ans` is made with; the real info.csv uses the
-    default bins).
+    (its `layout`, a name in `audit.layouts`). The layout's CSVs are read as text and only the
+    cells of changed people/images are rewritten; CSVs the layout lacks or the folder misses are
+    generated from the index. `bins`: the bins of the index (what `ans` is made with; the real
+    info.csv uses the default bins).
     """
     data_root = Path(data_root)
+    where = get_layout(layout)
     images = corrected_images(decisions, index_images, bins)
     train_img = images[images["split"] == "train"]
 
     # train.csv: one row per person folder; person-level gender/age changes only (a photo's own
     # change cannot be said in a per-person file; images.csv has it).
-    train_csv = _read_manifest(data_root / TRAIN_CSV, TRAIN_CSV_COLUMNS) if layout == "competition" else None
+    train_csv = _read_manifest(data_root / where.train_csv, TRAIN_CSV_COLUMNS) if where.train_csv else None
     if train_csv is None:
         train_csv = _generated_train_csv(index_images)
     train_csv = train_csv.copy()
@@ -392,7 +392,7 @@ def corrected_manifests(data_root, layout: str, decisions: pd.DataFrame, index_i
     train_csv["changed_fields"] = changed_col
 
     # info.csv: one row per eval file; ans recomputed where an image's labels changed.
-    info_csv = _read_manifest(data_root / INFO_CSV, INFO_CSV_COLUMNS) if layout == "competition" else None
+    info_csv = _read_manifest(data_root / where.eval_csv, INFO_CSV_COLUMNS) if where.eval_csv else None
     if info_csv is None:
         info_csv = _generated_info_csv(index_images)
     info_csv = info_csv.copy()

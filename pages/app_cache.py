@@ -102,13 +102,12 @@ def dataset_stamp(root: Path) -> tuple:
     """Cheap fingerprint of a dataset folder: the mtimes of the layout folders and CSVs.
 
     Adding or removing a person or an eval file changes one of these; the sidebar's "Re-index"
-    button covers edits deeper in the tree.
+    button covers edits deeper in the tree. The paths are every layout's `stamp_paths`
+    (audit/layouts.py), so a folder that changes layout is seen too.
     """
-    candidates = [root]
-    for sub in ("images", "images/train", "images/eval", "train", "train/images", "eval",
-                "eval/images", "train/train.csv", "eval/info.csv"):
-        candidates.append(root / sub)
-    return _stat_stamp(candidates)
+    from audit.layouts import all_stamp_paths
+
+    return _stat_stamp([root, *(root / sub for sub in all_stamp_paths())])
 
 
 def run_stamp(run_path: Path) -> tuple:
