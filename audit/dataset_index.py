@@ -213,8 +213,8 @@ def detect_layout(root) -> tuple[Path, str]:
     `audit.layouts`); DatasetNotFound otherwise.
 
     Looks at the folder, data/ and input/data/ under it, and the parent when the folder is one a
-    layout names as inner (the seed layout's images/) - nowhere else, as its error message says. A dataset one level down is
-    named in the error (so the user can pass it), never indexed silently."""
+    layout names as inner (the seed layout's images/) - nowhere else, as its error message says.
+    A dataset one level down is named in the error (so the user can pass it), never indexed silently."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DatasetNotFound(f"{_not_a_folder(root)}; {EXPECTED_LAYOUTS}")
