@@ -11,7 +11,7 @@ queue), starts `streamlit run app.py` on it and drives Label noise with playwrig
 - keyboard: --decisions decisions by key (K keep / S skip in turn); each is timed from the key press
   until the next item's card is shown, and until the page is idle (the rerun finished);
 - bulk: "Decide many at once" on the mask items, the score threshold picked so --bulk items are
-  shown, "Keep each given label", confirmed; timed from the click until the page says it saved them;
+  shown, "Accept each item's suggestion", confirmed; timed from the click until the page says it saved them;
 - store: ReviewStore.record_many of --bulk decisions, in-process.
 
 Prints a table (median / max seconds) for BENCHMARKS.md. The images are not faces: this measures
@@ -128,6 +128,7 @@ def main() -> int:
                 key_to_idle.append(time.perf_counter() - t)
             if args.shots:
                 args.shots.mkdir(parents=True, exist_ok=True)
+                time.sleep(2)  # let the last rerun's elements settle before the picture
                 page.screenshot(path=str(args.shots / "label_noise_keyboard.png"), full_page=True)
             print(f"keyboard: key -> card median {statistics.median(key_to_card):.2f} s, max {max(key_to_card):.2f} s; "
                   f"key -> idle median {statistics.median(key_to_idle):.2f} s, max {max(key_to_idle):.2f} s", flush=True)
@@ -151,19 +152,14 @@ def main() -> int:
             box.fill(f"{threshold:.6f}")
             box.press("Enter")
             idle(page)
-            page.locator(".st-key-label_noise_bulk_choice").click()
-            page.keyboard.type("Keep each")
-            page.keyboard.press("Enter")
-            idle(page)
-            page.wait_for_function("() => (document.querySelector('.st-key-label_noise_bulk_choice') || {}).innerText"
-                                   "?.includes('Keep each given label')", timeout=300_000)
+            # the default choice: accept each item's suggestion
             page.locator(".st-key-label_noise_bulk_confirm label").click()
             idle(page)
             label = page.locator(".st-key-label_noise_bulk_confirm").inner_text()
             button = page.locator(".st-key-label_noise_bulk_apply button")
             t = time.perf_counter()
             button.click()
-            page.get_by_text("Saved: Keep each given label for", exact=False).first.wait_for(timeout=300_000)
+            page.get_by_text("Saved: Accept each item's suggestion for", exact=False).first.wait_for(timeout=300_000)
             bulk_s = time.perf_counter() - t
             idle(page)
             bulk_idle = time.perf_counter() - t
