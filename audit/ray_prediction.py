@@ -101,13 +101,23 @@ def decode_images(batch: dict, *, root: str, card: dict, gpu_jpeg: bool = False)
     from PIL import Image
 
     from audit.model import ModelCard, create_eval_transform
+    from audit.thumbnails import ImageUnavailable, data_image_path
 
     card = ModelCard.from_dict(card)
     transform = create_eval_transform(card)
     shape = (3, *card.image_size)
     xs, oks, errors, jpegs = [], [], [], []
     for rel in batch["path"]:
-        path = Path(root) / str(rel)
+        try:
+            # as audit.prediction does: a FIFO would block Image.open; a path escaping the data
+            # folder, deleted or replaced since indexing, is one line that says to re-index
+            path = data_image_path(root, str(rel))
+        except ImageUnavailable as err:
+            xs.append(torch.zeros(shape))
+            oks.append(False)
+            errors.append(str(err))
+            jpegs.append(b"")
+            continue
         try:
             if gpu_jpeg and path.suffix.lower() in (".jpg", ".jpeg"):
                 data = path.read_bytes()

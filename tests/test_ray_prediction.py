@@ -106,3 +106,23 @@ def test_jpeg_bytes_path_decodes_in_the_actor_close_to_the_cpu_path(tiny_demo):
     for head in ("mask", "gender", "age"):
         np.testing.assert_allclose(decoded[head][~is_jpeg], on_cpu[head][~is_jpeg], atol=1e-6)  # PNGs: same path
         np.testing.assert_allclose(decoded[head][is_jpeg], on_cpu[head][is_jpeg], atol=0.15)
+
+
+def test_decode_stage_refuses_what_the_default_path_refuses(tmp_path):
+    """A path escaping the data folder and a FIFO are rows with ok=False and a one-line reason
+    (never an open that blocks), as in audit.prediction."""
+    import os
+
+    from audit.model import read_card
+    from audit.ray_prediction import decode_images
+
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    os.mkfifo(root / "images" / "pipe.jpg")
+    card = read_card(REPO / "weights" / "demo" / "model.pt").to_dict()
+    out = decode_images({"pos": np.arange(3), "path": np.asarray(["images/pipe.jpg", "../outside.jpg",
+                                                                  "images/gone.png"], dtype=object)},
+                        root=str(root), card=card)
+    assert not out["ok"].any()
+    assert all(e and "\n" not in e for e in out["error"])
+    assert out["x"].shape == (3, 3, 64, 48) and not out["x"].any()
