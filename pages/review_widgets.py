@@ -273,6 +273,8 @@ def draw_save_messages(*, key: str, shortcuts: bool = False) -> None:
         st.error(msg)
     msg = st.session_state.get(LAST_SAVED_KEY)
     stack = st.session_state.get(UNDO_STACK_KEY) or []
+    if not msg and not stack:
+        return  # nothing saved in this session yet: no empty Undo
     # Undo on the left, beside the message: the toast (top right) never covers it.
     c1, c2 = st.columns([1, 6], vertical_alignment="center")
     c1.button("Undo", key=f"{key}_undo", on_click=undo_last_save, disabled=not stack,
