@@ -21,10 +21,13 @@ from audit import workspace
 
 JOB_NAME = "prepare-demo"
 DEMO_RUN_NAME = "demo"
+# The domain-pretrained model's run over the demo: the second opinion in the demo's review queue.
+SECOND_OPINION_RUN_NAME = "demo-pretrained"
 # Temporaries of a build in progress (demo_setup here, audit.runs.write_run for the run):
 # `.demo.building-*` in the workspace, `.demo.partial-*` / `.demo.old-*` in runs/.
 _BUILDING_PREFIX = f".{workspace.DEMO_DIR_NAME}.building-"
-_RUN_TEMP_PREFIXES = (f".{DEMO_RUN_NAME}.partial-", f".{DEMO_RUN_NAME}.old-")
+_RUN_TEMP_PREFIXES = tuple(f".{name}.{part}-" for name in (DEMO_RUN_NAME, SECOND_OPINION_RUN_NAME)
+                           for part in ("partial", "old"))
 
 Progress = Callable[[int, int, str], None]
 
@@ -137,7 +140,32 @@ def prepare_demo_workspace(*, progress: Progress | None = None, workers: int | N
     if run.suspects is None:  # the Label noise page opens on a queue, as every other page on data
         from audit.noise.merge import find_suspects
 
+        second = _second_opinion_run(root, report)
         report(0, 1, "Finding label-noise suspects")
-        run.write_suspects(find_suspects(run))
+        run.write_suspects(find_suspects(run, second_opinion=second))
         report(1, 1, "Finding label-noise suspects")
     return run_dir
+
+
+def second_opinion_dir() -> Path:
+    return workspace.runs_dir() / SECOND_OPINION_RUN_NAME
+
+
+def _second_opinion_run(root: Path, report: Progress):
+    """The domain-pretrained model's run over the demo (it never saw the demo's labels: evidence
+    independent of them), when weights/demo was fine-tuned from it; else None."""
+    from audit.model import pretrained_card, read_card
+    from audit.runs import Run
+    from audit.training import default_pretrained_file
+
+    start = default_pretrained_file()
+    if start is None or not read_card(demo_weights()).train_config.get("pretrained_file") \
+            or pretrained_card(start) is None:
+        return None
+    from audit.dataset_index import index_dataset
+    from audit.prediction import predict_run
+
+    index = index_dataset(root.resolve())
+    predict_run(index, start, second_opinion_dir(),
+                progress=lambda done, total, _m: report(done, total, "Predicting with the pretrained model"))
+    return Run.open(second_opinion_dir())
