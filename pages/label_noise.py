@@ -19,33 +19,58 @@ bins = ctx.bins
 run_path = str(ctx.run_path)
 
 
-def compute_queue() -> None:
-    """Run every detector on the run and write suspects.parquet (atomically)."""
+def compute_queue(second_opinion: str) -> None:
+    """Run every detector on the run (with another run of the same images as a second opinion when
+    one is chosen) and write suspects.parquet (atomically)."""
     from audit.noise.merge import find_suspects
     from audit.runs import Run
 
     with st.status("Finding label-noise suspects…", expanded=True) as status:
         st.write("Running the checks (model disagreement, the person's other photos, mask photo slots, "
-                 "similar faces, predicted age)…")
+                 "similar faces, predicted age" + (", the second opinion" if second_opinion else "") + ")…")
         run = Run.open(run_path)
-        queue = find_suspects(run)
+        queue = find_suspects(run, second_opinion=Run.open(second_opinion) if second_opinion else None)
         st.write(f"Merging {len(queue):,} items into one queue…")
         run.write_suspects(queue)
         status.update(label=f"Review queue ready: {len(queue):,} items", state="complete")
+
+
+def second_opinion_choice() -> str:
+    """A selectbox of the other runs of this dataset (another model, the pretrained backbone's run,
+    imported predictions): their disagreement with the labels is evidence the run's own model lacks."""
+    others = [r for r in app_cache.runs_listing()
+              if r["path"] != run_path and r["meta"].get("data_fingerprint") == ctx.fingerprint]
+    paths = [""] + [r["path"] for r in others]
+    names = {r["path"]: r["name"] for r in others}
+    default = next((i for i, r in enumerate(others, 1) if r["name"].endswith("-pretrained")), 0)
+    return st.selectbox("Second opinion", paths, index=default, key="label_noise_second_opinion",
+                        format_func=lambda p: names.get(p, "— none —"),
+                        help="Another run of the same images, e.g. a model that never saw these labels "
+                             "(`python -m audit predict` with other weights, or `import-predictions` from a "
+                             "face-attribute service). `python -m audit suspects RUN --second-opinion RUN2` "
+                             "does the same in a terminal.")
+
+
+def find_suspects_button(label: str, key: str, *, primary: bool) -> None:
+    choice = second_opinion_choice()
+    if st.button(label, key=key, type="primary" if primary else "secondary"):
+        try:
+            compute_queue(choice)
+        except Exception as err:
+            st.error(f"Could not compute the review queue: {app_cache.one_line(err)}")
+            st.stop()
+        app_cache.cached_suspects.clear()
+        st.rerun()
 
 
 queue = app_cache.cached_suspects(run_path, app_cache.run_stamp(ctx.run_path))
 if queue is None:
     st.info("This run has no review queue yet. Computing it takes seconds on the demo and about a minute "
             "for the full dataset (or run `python -m audit suspects RUN` in a terminal).")
-    if st.button("Find suspects", key="label_noise_compute", type="primary"):
-        try:
-            compute_queue()
-        except Exception as err:
-            st.error(f"Could not compute the review queue: {app_cache.one_line(err)}")
-            st.stop()
-        st.rerun()
+    find_suspects_button("Find suspects", "label_noise_compute", primary=True)
     st.stop()
+with st.expander("Recompute the queue (e.g. with a second opinion)"):
+    find_suspects_button("Recompute", "label_noise_recompute", primary=False)
 if queue.empty:
     st.success("The detectors found nothing to review in this run.")
     st.stop()
