@@ -91,9 +91,12 @@ st.caption(f"Decisions by {len(reviewers)} reviewer{'s' if len(reviewers) != 1 e
            f"{len(conflicts):,} items decided differently by two reviewers ({n_open:,} still open: resolve them "
            "on the Label noise page).")
 st.text("Reviewers: " + ", ".join(reviewers))
-st.dataframe(agreement.assign(agreement=agreement["agreement"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")),
-             hide_index=True, key="export_agreement_table",
-             column_config={"items": "items with 2+ reviewers", "agree": "all agree"})
+if int(agreement["items"].sum()) == 0:
+    st.caption("No item was decided by two reviewers yet, so there is no agreement to show.")
+else:
+    st.dataframe(agreement.assign(agreement=agreement["agreement"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")),
+                 hide_index=True, key="export_agreement_table",
+                 column_config={"items": "items with 2+ reviewers", "agree": "all agree"})
 
 st.subheader("Decisions")
 from audit import export as audit_export  # noqa: E402  (after the page's early exits)
