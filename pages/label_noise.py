@@ -252,7 +252,11 @@ if st.toggle("Decide many at once", key="label_noise_bulk_on",
         min_score = st.number_input("Score at least", value=0.0, step=0.5, key="label_noise_bulk_min_score",
                                     help="Only shown items whose score is at least this.")
         part = shown[(shown["field"] == bulk_field) & (shown["score"].to_numpy() >= min_score)]
-        targets = [rw.target_from_queue(r) for r in part.to_dict("records")]
+        # Given ages in years (people: their folder's age; images: their own) so that bulk age
+        # decisions keep them and only mark the bin.
+        age_of = dict(zip(preds["path"], preds["age"]))
+        age_of.update(zip(preds["person"], preds["age"]))
+        targets = [rw.target_from_queue(r, given_age=int(age_of.get(r["item"], -1))) for r in part.to_dict("records")]
         rw.bulk_panel(ctx, targets, key="label_noise_bulk",
                       what=f"{state.lower()} {bulk_field} items shown, score ≥ {min_score:g}")
 

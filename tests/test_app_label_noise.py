@@ -207,3 +207,17 @@ def test_evidence_in_plain_words():
     assert "log-likelihood ratio +3.2" in lines[0][2]  # the numbers stay behind the toggle
     assert detector_list("person_level, neighbours") == "The person's other photos, similar faces"
     assert plain("![b](http://h/x.png)") == r"\!\[b\]\(http\://h/x\.png\)"
+
+
+def test_bulk_age_decisions_keep_each_age(app_data, fresh):
+    at = page_test("label_noise", app_data)
+    at.session_state["label_noise_flagged"] = False
+    at.run()
+    at.multiselect(key="label_noise_field").set_value(["age"]).run()
+    at.toggle(key="label_noise_bulk_on").set_value(True).run()
+    at.selectbox(key="label_noise_bulk_choice").set_value("set_1").run()
+    at.checkbox(key="label_noise_bulk_confirm").check().run()
+    at.button(key="label_noise_bulk_apply").click().run()
+    assert not at.exception, at.exception
+    latest = _latest(fresh).latest(app_data.index.fingerprint)
+    assert len(latest) and latest["keep_age"].all() and latest["new_age"].isna().all()
