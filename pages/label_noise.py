@@ -282,7 +282,9 @@ with st.expander(f"Reviewers disagree: {len(open_conflicts):,} open, "
                 item=str(c["item"]), field=str(c["field"]),
                 item_kind="image" if "/" in str(c["item"]) else "person", given=int(c["given"]),
                 suggested=None if pd.isna(c["suggested"]) else int(c["suggested"]), split=str(c["split"]),
-                person=str(c["person"]), path=str(c["path"]))
+                person=str(c["person"]), path=str(c["path"]),
+                given_age=int(preds.loc[preds["path"] == c["path"], "age"].iloc[0])
+                if (preds["path"] == c["path"]).any() else -1)
             st.text(f"Votes (codes): {c['votes']}")
             rw.decision_panel(ctx, c_target, decided.get(c_target.key), key="label_noise_conflict",
                               show_history=True)
