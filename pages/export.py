@@ -31,8 +31,9 @@ def _import_list(data: bytes, name: str) -> None:
     except Exception as err:
         st.session_state["export_import_message"] = ("error", f"Not imported: {app_cache.one_line(err)}")
         return
-    st.session_state.setdefault(rw.UNDO_STACK_KEY, []).append((f"Saved: {len(ids):,} decisions from {name}",
-                                                                ctx.fingerprint, ids))
+    message = f"Saved: {len(ids):,} decisions from {name}"
+    st.session_state.setdefault(rw.UNDO_STACK_KEY, []).append((message, ctx.fingerprint, ids))
+    st.session_state[rw.LAST_SAVED_KEY] = message  # its Undo undoes the whole import
     st.session_state["export_import_message"] = ("success", f"Imported {len(ids):,} decisions from {name}.")
     st.session_state["export_upload_round"] = st.session_state.get("export_upload_round", 0) + 1
 
@@ -62,6 +63,7 @@ with st.expander("Import a relabel list (CSV)"):
                       on_click=_import_list, args=(data, upload.name))
     if message := st.session_state.pop("export_import_message", None):
         (st.success if message[0] == "success" else st.error)(message[1])
+rw.draw_save_messages(key="export")
 
 latest = store.latest(ctx.fingerprint)
 counts = store.counts(ctx.fingerprint)

@@ -93,3 +93,6 @@ def test_export_imports_a_relabel_list_or_lists_its_bad_rows(app_data, tmp_path,
     row = store.latest(app_data.index.fingerprint).iloc[0]
     assert (row["item"], row["source"], row["reviewer"], row["new_value"]) == (person, "fixes.csv", "cat", 1)
     assert any("Imported 1 decisions from fixes.csv" in s.value for s in at.success)
+    # the import is undone as a whole
+    at.button(key="export_undo").click().run()
+    assert store.latest(app_data.index.fingerprint).iloc[0]["decision"] == "skip"
