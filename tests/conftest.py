@@ -4,6 +4,7 @@ own modules, importable by tests and benchmarks: `fixtures_demo` (tiny demo data
 `fixtures_run` (tiny trained runs), `fixtures_quality` (data-quality trees), `test_app_support`
 (the app's tiny dataset and run, `page_test`)."""
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,18 @@ def _isolated_workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "workspace"))
     monkeypatch.delenv("MASK_AUDIT_DATA", raising=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """AppTest runs a page as `__main__` and leaves it in sys.modules; a spawn child started later
+    in the session (make_demo's drawing pool for `tiny_demo`) then runs that page as its own main
+    module, dies, and the pool starts another for ever: the tiny_demo fixture hung after the app
+    tests. Put the runner's `__main__` back after every test."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 REAL_MANIFEST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real-manifest")
