@@ -520,12 +520,12 @@ def create_server(config: ServeConfig) -> ls.LitServer:
     return server
 
 
-def serve(config: ServeConfig) -> None:
-    """Run the server until interrupted (Ctrl+C / SIGTERM)."""
+def serve(config: ServeConfig, server: ls.LitServer | None = None) -> None:
+    """Run the server (`create_server(config)` unless given) until interrupted (Ctrl+C / SIGTERM)."""
     import multiprocessing
     import signal
 
-    server = create_server(config)
+    server = server or create_server(config)
     # LitServe's queue manager starts a process with the default start method (fork on Linux).
     multiprocessing.set_start_method("spawn", force=True)
 

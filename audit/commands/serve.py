@@ -39,7 +39,7 @@ def run(args) -> int:
                          max_batch_size=args.max_batch_size, batch_timeout=args.batch_timeout, cpu_threads=args.threads,
                          max_request_bytes=int(args.max_request_mb * 2**20), max_image_bytes=int(args.max_image_mb * 2**20))
     try:
-        create_server(config)  # every setting and the checkpoint checked before anything starts
+        server = create_server(config)  # every setting and the checkpoint checked before anything starts
     except (ValueError, FileNotFoundError, OSError) as err:
         raise UsageError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     if not port_is_free(config.host, config.port):
@@ -47,5 +47,5 @@ def run(args) -> int:
     url_host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
     print(f"Serving {config.weights} on http://{url_host}:{config.port} (POST /predict, GET /card, GET /health); "
           f"Ctrl+C stops it", flush=True)
-    serve(config)
+    serve(config, server)
     return 0
