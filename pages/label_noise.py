@@ -221,7 +221,8 @@ with st.container(border=True, key="label_noise_item_0"):
     rw.decision_panel(ctx, target, done, key="label_noise", suffix="_0", shortcuts=True, on_decided=_advance)
 
 # ---------------------------------------------------------------- the shown items
-with st.expander(f"Shown items ({len(shown):,}): pick one to review it", expanded=False):
+# A toggle, not an expander: an expander's table would be built and sent on every keyed decision.
+if st.toggle(f"List the shown items ({len(shown):,}) to pick one", key="label_noise_list_on"):
     part = shown.iloc[pos: pos + TABLE_ROWS]
     table = pd.DataFrame({
         "rank": part["rank"].to_numpy(), "field": part["field"].to_numpy(), "item": part["item"].to_numpy(),

@@ -403,8 +403,9 @@ def decision_panel(ctx: app_cache.AppContext, target: ReviewTarget, done, *, key
     pending = st.session_state.get(_pending_key(key))
     if pending and pending[0] == target.key:
         _draw_age_prompt(key, target, pending[2], bins, args, shortcuts, on_decided)
-    if show_history:
-        with st.expander("History of this item"):
+    # A toggle, not an expander: the history is read and sent only when asked for.
+    if show_history and st.toggle("History of this item", key=f"{key}_history_on{suffix}"):
+        with st.container(border=True):
             hist = app_cache.review_store(str(app_cache.reviews_path())).history(fp, target.item, target.field)
             if hist.empty:
                 st.caption("No decisions yet.")

@@ -221,3 +221,20 @@ def test_bulk_age_decisions_keep_each_age(app_data, fresh):
     assert not at.exception, at.exception
     latest = _latest(fresh).latest(app_data.index.fingerprint)
     assert len(latest) and latest["keep_age"].all() and latest["new_age"].isna().all()
+
+
+def test_history_view_and_picking_from_the_list(app_data, fresh):
+    from audit.reviews import ReviewStore
+
+    at = page_test("label_noise", app_data).run()
+    item, field = _current(at)
+    store = ReviewStore(fresh / "reviews.sqlite")
+    store.record(app_data.index.fingerprint, item, field, "skip", given=0, reviewer="ann", note="later")
+    store.record(app_data.index.fingerprint, item, field, "skip", given=0, reviewer="bob")
+    at.run()
+    at.toggle(key="label_noise_history_on_0").set_value(True).run()
+    history = next(d.value for d in at.dataframe if "reviewer" in d.value.columns)
+    assert history["reviewer"].tolist() == ["ann", "bob"] and history["note"].tolist() == ["later", ""]
+    at.toggle(key="label_noise_list_on").set_value(True).run()
+    listed = next(d.value for d in at.dataframe if "suggested" in d.value.columns)
+    assert listed["item"].iloc[0] == item and len(listed) > 1
