@@ -19,7 +19,7 @@ data-relative paths), score (float, higher = worse / more certain). Kinds (`QUAL
                       agree: faces look alike to a pHash), joined
                       into groups (an exact group counts as one picture). The lookup is indexed
                       (multi-index hashing, `near_pairs`): 4 bands of 16 bits, each hash looked
-                      up under its band values with up to one bit flipped, so only pictures that
+                      up under its band values with up to two bits flipped, so only pictures that
                       nearly share a band are compared: cost grows with N times the (small)
                       16-bit bucket sizes, not N^2.
                       A train person's photos are one source photo with masks pasted on, so near
@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import time
@@ -106,6 +107,7 @@ SIGNALS_VERSION = 7  # bump when the signals change: older files are recomputed
 SIGNALS_NAME = f"signals_v{SIGNALS_VERSION}.parquet"
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
+_PAIR_CHUNK = 5_000  # candidate pairs confirmed at a time (~120 MB of thumbnails)
 _PROGRESS_EVERY = 200
 # cleanvision's raw measurements kept per image (see image_signals).
 _RAW_COLUMNS = ("brightness_perc_99", "brightness_perc_5", "entropy", "blurriness",
@@ -122,7 +124,7 @@ class QualityConfig:
     """Thresholds. cleanvision's defaults are for general photo collections; these are set for
     384x512 face photos on a plain background (checked on the demo: no clean image flagged)."""
 
-    near_duplicate_bits: int = 7  # candidates: pHash (64 bits) at most this far apart (near_pairs: <= 7) ...
+    near_duplicate_bits: int = 9  # candidates: pHash (64 bits) at most this far apart (near_pairs: <= 11) ...
     # ... confirmed by 24x32 thumbnails: (1 - correlation of the grey ones) + (mean |a - b| of the
     # colour ones, each divided by its mean) / 10 at most this
     near_duplicate_thumb_distance: float = 0.042
@@ -352,23 +354,25 @@ def near_pairs(hashes: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarra
 
     The 64 bits are cut into 4 bands of 16. Two hashes within `max_bits` have a band where they
     differ in at most r = max_bits // 4 bits (pigeonhole), so each hash is looked up under its
-    band values with up to r bits flipped (r <= 1: 17 keys a band) in a table of everyone's exact
-    band values (a sort and a search, vectorised); only the pairs found there are compared.
-    Cost: N * 4 * 17 lookups plus the pairs that share a band; 16-bit keys keep those few."""
+    band values with up to r bits flipped (r = 2: 137 keys a band) in a table of everyone's exact
+    band values (a sort and a binary search, vectorised); only the pairs found there are compared,
+    and only the close ones are kept. Cost: N * 4 * 137 lookups (N log N) plus the pairs that
+    nearly share a band."""
     h = np.ascontiguousarray(hashes).view(np.uint64)
     n = len(h)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     if n < 2:
         return empty
     r = max_bits // 4
-    if r > 1:
-        raise ValueError(f"near_pairs handles up to 7 bits, got {max_bits}")
+    if r > 2:
+        raise ValueError(f"near_pairs handles up to 11 bits, got {max_bits}")
     found = []
     for band in range(4):
         keys = ((h >> np.uint64(16 * band)) & np.uint64(0xFFFF)).astype(np.int64)
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
-        flips = [0] + ([1 << b for b in range(16)] if r == 1 else [])
+        flips = [0] + [sum(1 << b for b in bits) for k in range(1, r + 1)
+                       for bits in itertools.combinations(range(16), k)]
         for flip in flips:
             probe = keys ^ flip
             lo = np.searchsorted(sorted_keys, probe, side="left")
@@ -381,15 +385,15 @@ def near_pairs(hashes: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarra
             offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
             other = order[starts + offsets]
             keep = who < other
-            found.append(np.stack([who[keep], other[keep]], axis=1))
-    if not found:
-        return empty
-    pairs = np.unique(np.concatenate(found), axis=0)
+            who, other = who[keep], other[keep]
+            # Compared at once, so memory holds the close pairs, not every pair sharing a band.
+            close = _popcount64(h[who] ^ h[other]) <= max_bits
+            found.append(np.stack([who[close], other[close]], axis=1))
+    pairs = np.unique(np.concatenate(found), axis=0) if found else np.zeros((0, 2), np.int64)
     if not len(pairs):
         return empty
     dist = _popcount64(h[pairs[:, 0]] ^ h[pairs[:, 1]])
-    keep = dist <= max_bits
-    return pairs[keep, 0].astype(np.int64), pairs[keep, 1].astype(np.int64), dist[keep].astype(np.int64)
+    return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), dist.astype(np.int64)
 
 
 def _pixel_hashes_of_candidates(root, signals: pd.DataFrame) -> list:
@@ -451,9 +455,12 @@ def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bit
     # Demo seed 1: planted re-encodes <= 0.034, the closest look-alike strangers >= 0.047.
     if len(i):
         grey, colour = _thumb_features(signals["thumb"].to_numpy()[reps])
-        corr = np.einsum("ij,ij->i", grey[i], grey[j]) / grey.shape[1]
-        diff = np.abs(colour[i] - colour[j]).mean(axis=1)
-        ok = (1.0 - corr) + diff / 10.0 <= max_thumb_distance
+        ok = np.zeros(len(i), dtype=bool)
+        for s in range(0, len(i), _PAIR_CHUNK):  # chunks: a pair costs two thumbnails' worth of memory
+            a, b = i[s:s + _PAIR_CHUNK], j[s:s + _PAIR_CHUNK]
+            corr = np.einsum("ij,ij->i", grey[a], grey[b]) / grey.shape[1]
+            diff = np.abs(colour[a] - colour[b]).mean(axis=1)
+            ok[s:s + _PAIR_CHUNK] = (1.0 - corr) + diff / 10.0 <= max_thumb_distance
         i, j, dist = i[ok], j[ok], dist[ok]
     # A train person's photos are one source photo with different masks pasted on: alike by
     # construction, so near pairs inside one person folder are not duplicates (exact ones are).
