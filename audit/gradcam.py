@@ -249,7 +249,8 @@ class GradCamExplainer:
 
     def __init__(self, model: nn.Module, card, device: str | torch.device | None = None,
                  cpu_threads: int | None = 1):
-        from audit.model import best_device, create_eval_transform
+        from audit.devices import best_device
+        from audit.model import create_eval_transform
 
         self.device = torch.device(device) if device is not None else best_device()
         # CAMs need float32 weights (a CPU half model is slow or unsupported).

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from audit.devices import best_device
 from audit.labels import DEFAULT_BINS, N_AGE_BINS, N_GENDER, N_MASK, AgeBins
 from audit.file_io import file_sha256
 
@@ -310,11 +311,6 @@ def library_versions() -> dict:
 
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def best_device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audit.devices import describe_device, resolve_device  # noqa: F401  (re-exported)
 from audit.file_io import file_sha256
 from audit.model import (
     ModelCard,
@@ -96,24 +97,6 @@ class _ImageFiles(torch.utils.data.Dataset):
             return x, i, True, ""
         except Exception as err:  # any decoding failure: PIL raises OSError, ValueError, SyntaxError...
             return torch.zeros(self.shape), i, False, f"{type(err).__name__}: {err}"
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """None -> CUDA when present, else CPU; a named device must exist."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {str(device)!r}: use cuda, cpu or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return device
-
-
-def describe_device(device: torch.device) -> str:
-    """ "cpu", or "cuda (NVIDIA H200)": for model cards and run metadata."""
-    return str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
 
 
 def default_workers() -> int:

@@ -200,7 +200,7 @@ class ImagePredictor:
     def __init__(self, checkpoint: str | Path, device: str | torch.device | None = None,
                  cpu_threads: int | None = 1):
         from audit.model import checkpoint_sha256, create_eval_transform, load_checkpoint, resolve_checkpoint
-        from audit.prediction import resolve_device
+        from audit.devices import resolve_device
 
         self.checkpoint = resolve_checkpoint(checkpoint).resolve()
         self.device = resolve_device(device)
@@ -217,7 +217,7 @@ class ImagePredictor:
 
     def info(self) -> dict:
         """What answers: {"card": {...}, "checkpoint", "checkpoint_sha256", "device"}."""
-        from audit.prediction import describe_device
+        from audit.devices import describe_device
 
         return {"card": self.card.to_dict(), "checkpoint": str(self.checkpoint),
                 "checkpoint_sha256": self.checkpoint_sha256, "device": describe_device(self.device)}
