@@ -409,28 +409,6 @@ def one_line(err: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- derived frames
 
-def suspect_scores(preds: pd.DataFrame, queue: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
-    """Per image of `preds`: the highest queue score concerning it and the fields concerned.
-
-    Image items (mask, eval rows) match on `path`; person items (train gender/age) apply to all
-    of the person's photos. Returns two Series aligned with `preds` (0.0 / "" when unsuspected).
-    """
-    score = pd.Series(0.0, index=preds.index, dtype="float64")
-    fields = pd.Series("", index=preds.index, dtype=object)
-    if queue is None or queue.empty:
-        return score, fields
-    for kind, key in (("image", "path"), ("person", "person")):
-        part = queue[queue["item_kind"] == kind]
-        if part.empty:
-            continue
-        by_item = part.groupby("item")
-        s = preds[key].map(by_item["score"].max()).fillna(0.0)
-        f = preds[key].map(by_item["field"].agg(lambda v: ", ".join(sorted(set(v))))).fillna("")
-        score = score.where(score >= s, s)
-        fields = fields.where(f == "", fields.where(fields == "", fields + ", ") + f)
-    return score, fields
-
-
 def predictions_with_suspects(ctx: AppContext) -> pd.DataFrame:
     """The run's predictions plus `correct` and `suspect_score` (0 where not suspected)."""
     return _predictions_with_suspects(str(ctx.run_path), run_stamp(ctx.run_path))
@@ -441,6 +419,8 @@ def _predictions_with_suspects(run_path: str, stamp: tuple) -> pd.DataFrame:
     preds, _meta = cached_run(run_path, stamp)
     df = preds.copy()
     df["correct"] = df["pred_class"].to_numpy() == df["class_id"].to_numpy()
+    from audit.noise.merge import suspect_scores
+
     df["suspect_score"], df["suspect_fields"] = suspect_scores(df, cached_suspects(run_path, stamp))
     return df
 

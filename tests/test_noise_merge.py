@@ -161,3 +161,18 @@ def test_merge_uses_mean_cleanlab_while_the_benchmark_baseline_stays_max(synthet
     items = truth_items(df, truth)
     baseline = results[(results["detector"] == "cleanlab") & (results["field"] == "gender")].iloc[0]
     assert baseline["auprc"] == pytest.approx(score_detector(by_max, items, "gender", "cleanlab")["auprc"])
+
+
+def test_suspect_scores_spread_person_items_over_their_photos():
+    import pandas as pd
+
+    from audit.noise.merge import suspect_scores
+
+    preds = pd.DataFrame({"path": ["a/1.jpg", "a/2.jpg", "b/1.jpg", "e.png"], "person": ["a", "a", "b", ""]})
+    queue = pd.DataFrame({"item": ["a", "a/2.jpg", "e.png", "a"], "item_kind": ["person", "image", "image", "person"],
+                          "field": ["gender", "mask", "mask", "age"], "score": [0.4, 0.9, 0.2, 0.6]})
+    score, fields = suspect_scores(preds, queue)
+    assert score.tolist() == [0.6, 0.9, 0.0, 0.2]
+    assert fields.tolist() == ["age, gender", "mask, age, gender", "", "mask"]
+    empty_score, empty_fields = suspect_scores(preds, None)
+    assert empty_score.tolist() == [0.0] * 4 and empty_fields.tolist() == [""] * 4

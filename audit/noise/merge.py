@@ -278,3 +278,25 @@ def calibrated_flags(queue: pd.DataFrame, predictions: pd.DataFrame, other: pd.D
     limit = np.array([counts.get((f, kd), 0) for f, kd in zip(q["field"], q["item_kind"])])
     q["flagged"] = (rank_in_group.to_numpy() <= limit) & (q["score"].to_numpy() > 0)
     return q
+
+
+def suspect_scores(preds: pd.DataFrame, queue: pd.DataFrame | None) -> tuple[pd.Series, pd.Series]:
+    """Per image of `preds`: the highest queue score concerning it and the fields concerned.
+
+    Image items (mask, eval rows) match on `path`; person items (train gender/age) apply to all
+    of the person's photos. Returns two Series aligned with `preds` (0.0 / "" when unsuspected).
+    """
+    score = pd.Series(0.0, index=preds.index, dtype="float64")
+    fields = pd.Series("", index=preds.index, dtype=object)
+    if queue is None or queue.empty:
+        return score, fields
+    for kind, key in (("image", "path"), ("person", "person")):
+        part = queue[queue["item_kind"] == kind]
+        if part.empty:
+            continue
+        by_item = part.groupby("item")
+        s = preds[key].map(by_item["score"].max()).fillna(0.0)
+        f = preds[key].map(by_item["field"].agg(lambda v: ", ".join(sorted(set(v))))).fillna("")
+        score = score.where(score >= s, s)
+        fields = fields.where(f == "", fields.where(fields == "", fields + ", ") + f)
+    return score, fields
