@@ -155,6 +155,12 @@ def _move(step: int) -> None:
     st.session_state[CURSOR] = order[pos - start] if 0 <= pos - start < len(order) else None
 
 
+def _is_current(target: rw.ReviewTarget) -> bool:
+    """Whether a decision button's item is still the one the page is on (see decision_panel)."""
+    cursor = st.session_state.get(CURSOR)
+    return cursor is None or tuple(cursor) == target.key
+
+
 def _advance(target: rw.ReviewTarget, decision: str) -> None:
     """After a decision: the next undecided item after this one (in the shown order)."""
     order, start = st.session_state.get(ORDER) or [], int(st.session_state.get(START, 0))
@@ -218,7 +224,8 @@ with st.container(border=True, key="label_noise_item_0"):
                     f"flagged by {rw.plain(rw.detector_list(item['detectors']) or 'no check')}")
     sample_detail.draw_strip(ctx, rows, highlight=None if item["item_kind"] == "person" else item["path"],
                              key_prefix="label_noise_strip_0")
-    rw.decision_panel(ctx, target, done, key="label_noise", suffix="_0", shortcuts=True, on_decided=_advance)
+    rw.decision_panel(ctx, target, done, key="label_noise", suffix="_0", shortcuts=True, on_decided=_advance,
+                      current=_is_current)
 
 # ---------------------------------------------------------------- the shown items
 # A toggle, not an expander: an expander's table would be built and sent on every keyed decision.

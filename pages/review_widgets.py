@@ -292,9 +292,17 @@ def _pending_key(key: str) -> str:
     return f"{key}_pending_age"
 
 
+STALE_PRESS = "That key press reached the item shown before (the page was still updating): nothing saved."
+
+
 def _on_decide(key: str, fingerprint: str, bins: labels.AgeBins, target: ReviewTarget, note_key: str,
-               decision: str, value=None, on_decided=None) -> None:
+               current, decision: str, value=None, on_decided=None) -> None:
     """Button callback: save at once, or for an age-bin change first ask for the age in years."""
+    # A key pressed while the page still draws the next item reaches the widgets of the item before
+    # (Streamlit keeps the last finished run's callbacks): never record it on that item.
+    if current is not None and not current(target):
+        st.session_state[ERROR_KEY] = STALE_PRESS
+        return
     note = str(st.session_state.get(note_key, "") or "")
     new_value = value if decision == "set" else (target.suggested if decision == "accept" else None)
     changes_age = (target.field == "age" and decision in ("accept", "set") and new_value is not None
@@ -310,7 +318,10 @@ def _on_decide(key: str, fingerprint: str, bins: labels.AgeBins, target: ReviewT
 
 
 def _on_age(key: str, fingerprint: str, bins: labels.AgeBins, target: ReviewTarget, note_key: str,
-            keep_age: bool, on_decided=None) -> None:
+            current, keep_age: bool, on_decided=None) -> None:
+    if current is not None and not current(target):
+        st.session_state[ERROR_KEY] = STALE_PRESS
+        return
     pending = st.session_state.pop(_pending_key(key), None)
     if not pending or pending[0] != target.key:
         return
@@ -355,7 +366,7 @@ def _focus_note_script(note_key: str) -> str:
 
 
 def decision_panel(ctx: app_cache.AppContext, target: ReviewTarget, done, *, key: str, suffix: str = "",
-                   shortcuts: bool = False, on_decided=None, show_history: bool = True) -> None:
+                   shortcuts: bool = False, on_decided=None, show_history: bool = True, current=None) -> None:
     """Accept / keep / set a value / skip, with a note, for one (item, field), saved at once.
 
     `done`: the item's latest decision row or None. `key`: a prefix unique on the page; the widget
@@ -363,6 +374,8 @@ def decision_panel(ctx: app_cache.AppContext, target: ReviewTarget, done, *, key
     `{key}_skip{suffix}`, `{key}_note{suffix}`.
     `shortcuts`: give this panel the keys (one panel per page). `on_decided(target, decision)`
     runs after a save (e.g. to move to the next item). Age changes ask for the age in years.
+    `current(target) -> bool`: whether the target is still the page's current item when a button
+    fires (keys pressed faster than the page redraws must not land on the item before).
     """
     bins, fp = ctx.bins, ctx.fingerprint
     names = labels.field_value_names(target.field, bins)
@@ -376,7 +389,7 @@ def decision_panel(ctx: app_cache.AppContext, target: ReviewTarget, done, *, key
         st.text(("Decided: " if is_decided(done) else "") + decided_text(done, bins))
         if done.note:
             st.text(f"Note: {done.note}")
-    args = (key, fp, bins, target, note_key)
+    args = (key, fp, bins, target, note_key, current)
     # No tooltips on these buttons: with one, Streamlit 1.67 draws a button twice after a rerun.
     st.caption("Accept takes the checks' suggestion, Keep says the given label is right, Set picks a value, "
                "Skip leaves the item undecided for later.")

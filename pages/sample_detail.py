@@ -210,6 +210,12 @@ def _step_detail(step: int) -> None:
         st.session_state[DETAIL_KEY] = order[pos]
 
 
+def _is_open(drawn_path: str, target) -> bool:
+    """Whether the image a decision button was drawn for is still the one the detail shows (keys
+    pressed faster than the dialog redraws must not land on the image before)."""
+    return st.session_state.get(DETAIL_KEY) in (None, drawn_path)
+
+
 def _next_undecided(ctx: app_cache.AppContext, target, decision: str) -> None:
     """After a decision in the detail: the next image of the Samples order whose same field is
     still undecided (a train person's photos share their gender and age)."""
@@ -266,7 +272,7 @@ def draw_decisions(ctx: app_cache.AppContext, row: pd.Series) -> None:
     st.caption(f"Deciding the {active} of {'person ' + target.item if target.item_kind == 'person' else 'this image'}. "
                + rw.keys_help() + " M/G/Y choose the field.")
     rw.decision_panel(ctx, target, decided.get(target.key), key="detail", shortcuts=True,
-                      on_decided=partial(_next_undecided, ctx))
+                      on_decided=partial(_next_undecided, ctx), current=partial(_is_open, str(row["path"])))
     order = st.session_state.get(DETAIL_ORDER_KEY) or []
     if str(row["path"]) in order:
         pos = order.index(str(row["path"]))

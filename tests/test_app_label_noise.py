@@ -238,3 +238,15 @@ def test_history_view_and_picking_from_the_list(app_data, fresh):
     at.toggle(key="label_noise_list_on").set_value(True).run()
     listed = next(d.value for d in at.dataframe if "suggested" in d.value.columns)
     assert listed["item"].iloc[0] == item and len(listed) > 1
+
+
+def test_a_key_press_that_reaches_the_item_before_saves_nothing(app_data, fresh):
+    """Keys pressed faster than the page redraws reach the previous run's buttons: the callback
+    sees that its item is no longer the current one and records nothing."""
+    at = page_test("label_noise", app_data).run()
+    first = _current(at)
+    at.session_state["label_noise_cursor"] = at.session_state["label_noise_order"][1]  # moved on meanwhile
+    at.button(key="label_noise_keep_0").click().run()
+    assert _latest(fresh).latest(app_data.index.fingerprint).empty
+    assert any("nothing saved" in e.value for e in at.error)
+    assert _current(at) != first
