@@ -113,3 +113,29 @@ def test_overview_counts_and_samples_filter_use_the_findings(quality_app):
     assert f"{len(flagged) + 6:,} images match" in caption or "images match" in caption
     n = int(caption.split(" images match")[0].split()[-1].replace(",", ""))
     assert len(flagged) <= n < len(quality_app.index.images) // 2
+
+
+@pytest.mark.parametrize("page", ["label_noise", "export", "samples", "overview"])
+def test_other_pages_live_with_file_decisions(quality_app, page):
+    """A keep / exclude decision (field 'file') in the store must not upset the label pages."""
+    from audit.reviews import FILE_KEEP
+
+    store = ReviewStore(quality_app.workspace / "reviews.sqlite")
+    path = quality_app.planted["exact_duplicate"][1]
+    store.record(quality_app.index.fingerprint, path, FILE_FIELD, "set", given=FILE_KEEP, new_value=FILE_EXCLUDE)
+    store.close()
+    at = page_test(page, quality_app, timeout=120).run()
+    assert not at.exception, at.exception
+
+
+def test_export_page_offers_the_excluded_files(quality_app):
+    from audit.reviews import FILE_KEEP
+
+    store = ReviewStore(quality_app.workspace / "reviews.sqlite")
+    path = quality_app.planted["exact_duplicate"][1]
+    store.record(quality_app.index.fingerprint, path, FILE_FIELD, "set", given=FILE_KEEP, new_value=FILE_EXCLUDE)
+    store.close()
+    at = page_test("export", quality_app, timeout=120).run()
+    assert not at.exception, at.exception
+    labels_ = [d.label for d in at.get("download_button")]
+    assert any("excluded_files.csv" in label for label in labels_), labels_
