@@ -74,8 +74,11 @@ def start(ws: Path, data: Path, port: int, log: Path):
 
 
 def idle(page) -> None:
+    """The rerun finished: no 'running' status and no element still marked stale (the status can
+    clear a moment before the last elements are replaced)."""
     page.wait_for_function("""() => { const w = document.querySelector('[data-testid="stStatusWidget"]');
-        return !!document.querySelector('[data-testid="stApp"]') && !(w && /stop|running/i.test(w.innerText)); }""",
+        return !!document.querySelector('[data-testid="stApp"]') && !(w && /stop|running/i.test(w.innerText))
+            && !document.querySelector('[data-stale="true"]'); }""",
                            timeout=300_000)
 
 
@@ -103,7 +106,7 @@ def main() -> int:
           f"({int(queue['flagged'].sum()):,} flagged); load: {os.getloadavg()[0]:.1f}", flush=True)
 
     proc, url = start(ws, data, args.port, args.work / "streamlit.log")
-    key_to_card, key_to_idle, bulk_s = [], [], None
+    key_to_card, key_to_idle, next_only, bulk_s = [], [], [], None
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -130,6 +133,16 @@ def main() -> int:
                 args.shots.mkdir(parents=True, exist_ok=True)
                 time.sleep(2)  # let the last rerun's elements settle before the picture
                 page.screenshot(path=str(args.shots / "label_noise_keyboard.png"), full_page=True)
+            # the floor: the same page moving to the next item without saving anything (→)
+            for _ in range(5):
+                old = page.locator(f"{ITEM} code").first.inner_text()
+                t = time.perf_counter()
+                page.keyboard.press("ArrowRight")
+                page.wait_for_function(
+                    "([sel, old]) => { const c = document.querySelector(sel + ' code'); return c && c.innerText !== old; }",
+                    arg=[ITEM, old], timeout=300_000)
+                next_only.append(time.perf_counter() - t)
+                idle(page)
             print(f"keyboard: key -> card median {statistics.median(key_to_card):.2f} s, max {max(key_to_card):.2f} s; "
                   f"key -> idle median {statistics.median(key_to_idle):.2f} s, max {max(key_to_idle):.2f} s", flush=True)
             stored = len(ReviewStore(reviews).latest(index.fingerprint))
@@ -181,6 +194,8 @@ def main() -> int:
     print("| measurement | n | median s | max s |\n|---|---|---|---|")
     print(f"| key press -> next item's card shown | {len(key_to_card)} | {statistics.median(key_to_card):.2f} | "
           f"{max(key_to_card):.2f} |")
+    print(f"| → (next item, nothing saved): the page's floor | {len(next_only)} | "
+          f"{statistics.median(next_only):.2f} | {max(next_only):.2f} |")
     print(f"| key press -> rerun finished (idle) | {len(key_to_idle)} | {statistics.median(key_to_idle):.2f} | "
           f"{max(key_to_idle):.2f} |")
     print(f"| bulk click -> 'Saved' shown ({n_bulk:,} items; {label.strip()[:60]}) | 1 | {bulk_s:.2f} | {bulk_idle:.2f} (idle) |")
