@@ -78,7 +78,8 @@ def _send_cell(given: int, pred: int) -> None:
 st.plotly_chart(plots.confusion_figure(matrix, tick_names, normalised=values == "Row-normalised"),
                 key="confusion_matrix_chart", on_select=_on_cell_selected, selection_mode="points",
                 config={"displayModeBar": False})
-st.caption("Rows: the given label; columns: the prediction. Click a cell to open its images in Samples.")
+st.caption("Rows: the given label; columns: the prediction. Click a cell to open its images in Samples, "
+           "where each label can be decided (or all of the cell's at once).")
 
 with st.form("confusion_open_form", border=False):
     o1, o2, o3 = st.columns([3, 3, 2])
