@@ -108,7 +108,8 @@ def wait_until_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
         """() => {
             if (!document.querySelector('[data-testid="stApp"]')) return false;
             const w = document.querySelector('[data-testid="stStatusWidget"]');
-            return !(w && /stop|running/i.test(w.innerText));
+            // the status can clear a moment before the last elements are replaced: wait for those too
+            return !(w && /stop|running/i.test(w.innerText)) && !document.querySelector('[data-stale="true"]');
         }""", timeout=timeout_ms)
 
 

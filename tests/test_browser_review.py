@@ -3,105 +3,19 @@ playwright through Debian's chromium (/usr/bin/chromium; nothing is downloaded).
 
 The reviewer types their name in the sidebar, then on Label noise decides three items with keys
 only (K keep; N + typed note + Enter, then A accept; 1 set the first value), undoes the last with U, and
-downloads relabel.csv from Export, which must hold exactly what was decided. The server start /
-stop pattern is the one of tests/test_browser_e2e.py; the server is always killed, pass or fail.
+downloads relabel.csv from Export, which must hold exactly what was decided. The server is
+started and stopped by tests/browser_support.py; it is always killed, pass or fail.
 """
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
+
+from browser_support import (PAGE_TIMEOUT_MS, _browser_or_skip, launched_chromium, page_errors, start_server,
+                             stop_server, wait_until_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SERVER_START_S = 90
-PAGE_TIMEOUT_MS = 120_000  # generous: CI boxes are often shared
 ITEM = ".st-key-label_noise_item_0"
-
-
-def _browser_or_skip():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) "
-                    "to run the browser test")
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright); the browser test needs it")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(workspace: Path, data: Path, log_path: Path, port: int | None = None):
-    """`streamlit run app.py` in its own process group; returns (process, base url) once healthy."""
-    port = port or free_port()
-    env = dict(os.environ, MASK_AUDIT_WORKSPACE=str(workspace), MASK_AUDIT_DATA=str(data), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            stop_server(proc)
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError(f"streamlit did not become healthy in {SERVER_START_S} s:\n"
-                       f"{log_path.read_text(errors='replace')[-3000:]}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """Kill the server's whole process group (streamlit may start helpers)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(10)
-
-
-def wait_until_idle(page, timeout_ms: int = PAGE_TIMEOUT_MS) -> None:
-    """Wait until the script run is over: the app is mounted and the 'running' widget is gone."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    page.wait_for_function(
-        """() => {
-            if (!document.querySelector('[data-testid="stApp"]')) return false;
-            const w = document.querySelector('[data-testid="stStatusWidget"]');
-            // the status can clear a moment before the last elements are replaced: wait for those too
-            return !(w && /stop|running/i.test(w.innerText)) && !document.querySelector('[data-stale="true"]');
-        }""", timeout=timeout_ms)
-
-
-def page_errors(page) -> list[str]:
-    out = [e.inner_text() for e in page.locator('[data-testid="stException"]').all()]
-    out += [e.inner_text() for e in page.locator('[data-testid="stAlertContentError"]').all()]
-    return out
 
 
 def current_item(page) -> str:
@@ -148,14 +62,11 @@ def review_server(tmp_path_factory):
 
 
 def test_keyboard_review_of_three_items_with_undo_lands_in_the_csv(review_server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     from audit.export import read_export_csv
     from audit.reviews import ReviewStore
 
     url, index = review_server["url"], review_server["index"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(PAGE_TIMEOUT_MS)
@@ -215,7 +126,6 @@ def test_keyboard_review_of_three_items_with_undo_lands_in_the_csv(review_server
             download_info.value.save_as(saved)
         finally:
             context.close()
-            browser.close()
     frame = read_export_csv(saved).set_index("item")
     assert saved.read_bytes().startswith(b"\xef\xbb\xbf")
     assert frame.loc[first, "decision"] == "keep" and frame.loc[first, "changed"] == "False"
