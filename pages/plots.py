@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 
 SPLIT_COLOURS = {"train": "#4C78A8", "eval": "#F58518", "images": "#72B7B2"}
 # Fixed colours for values whose meaning is a colour already (right/wrong, the two splits).
-KNOWN_COLOURS = {"correct": "#54A24B", "wrong": "#E45756", **SPLIT_COLOURS}
+# Okabe-Ito blue / orange: correct and wrong told apart by colour-blind readers too (as the cards)
+KNOWN_COLOURS = {"correct": "#0072B2", "wrong": "#E69F00", **SPLIT_COLOURS}
 # 24 distinguishable colours for categorical maps (up to 18 classes)
 CATEGORICAL = ("#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#EECA3B", "#B279A2", "#FF9DA6",
                "#9D755D", "#BAB0AC", "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B",
