@@ -611,7 +611,7 @@ def _plan_quality_defects(plan: list[_Person], rates: QualityDefects, seed: int)
         if i is None:
             break
         person = plan[i]
-        dst = free_eval(lambda p: p.source == person.source)
+        dst = free_eval(lambda p, s=person.source: p.source == s)
         plan[dst] = _eval_copy(plan[dst], person, "mask")
         stem = f"mask{1 + int(rng.integers(5))}"
         plants.append(_Plant("exact_leak" if j % 2 == 0 else "near_leak", _images_of(plan[dst])[0].path, slot(person, stem)))

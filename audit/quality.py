@@ -141,7 +141,8 @@ class QualityConfig:
     odd_aspect_ratio_threshold: float = 0.6  # min(w/h, h/w) below this; 384x512 is 0.75 (default 0.35)
     odd_size_iqr_factor: float = 3.0  # cleanvision default (all 384x512: any other size is odd)
     gray_channel_tolerance: int = 2  # an RGB image whose channels differ by at most this is grey
-    same_picture_levels: float = 8.0  # person checks: a photo's top part this far (grey levels) from the others is another picture
+    # person checks: a photo whose top part is this far (mean grey levels) from the others' is another picture
+    same_picture_levels: float = 8.0
     outlier_z: float = 5.0  # person_outlier: robust z of the photo's distance to the person's other photos
     mixed_z: float = 3.5  # person_mixed: the person's median photo z at least this
 
@@ -209,7 +210,8 @@ def _properties():
 
 
 def _pixel_digest(image) -> str:
-    return hashlib.blake2b(image.mode.encode() + repr(image.size).encode() + image.tobytes(), digest_size=16).hexdigest()
+    header = image.mode.encode() + repr(image.size).encode()
+    return hashlib.blake2b(header + image.tobytes(), digest_size=16).hexdigest()
 
 
 def _one_image(path: str, tolerance: int, props) -> dict:
@@ -488,7 +490,8 @@ def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bit
             if kind == "near_duplicate":
                 if pictures > 1:
                     rows.append((kind, paths[members[0]],
-                                 f"{len(members)} files of one picture (perceptual hashes within {worst.get(root_i, 0)} of 64 bits)",
+                                 f"{len(members)} files of one picture (perceptual hashes within "
+                                 f"{worst.get(root_i, 0)} of 64 bits)",
                                  [paths[m] for m in members[1:]], score))
                 continue
             in_eval = [m for m in members if splits[m] == "eval"]
@@ -496,7 +499,8 @@ def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bit
             if in_eval and in_train:
                 how = "the same bytes or pixels" if pictures == 1 else "a near-identical picture"
                 rows.append((kind, paths[in_eval[0]],
-                             f"{how} in train ({paths[in_train[0]]}) and eval: {len(in_train)} train, {len(in_eval)} eval",
+                             f"{how} in train ({paths[in_train[0]]}) and eval: {len(in_train)} train, "
+                             f"{len(in_eval)} eval",
                              [paths[m] for m in in_train + in_eval[1:]], 1.0 if pictures == 1 else score))
     return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
 
@@ -534,7 +538,8 @@ def _property_detail(kind: str, rec, score: float, config: QualityConfig) -> str
     if kind == "blurry":
         return f"edge strength {rec.blurriness:.1f}, cleanvision blur score {score:.2f} (< {config.blurry_threshold})"
     if kind == "low_information":
-        return f"entropy {rec.entropy:.2f} bits (< {config.low_information_threshold / config.low_information_normalizing_factor:.1f})"
+        bits = config.low_information_threshold / config.low_information_normalizing_factor
+        return f"entropy {rec.entropy:.2f} bits (< {bits:.1f})"
     if kind == "grayscale":
         return "no colour: one channel (or three equal ones)"
     if kind == "odd_size":
@@ -639,13 +644,15 @@ def person_findings(images: pd.DataFrame, embeddings: np.ndarray | None = None,
         median_z = float(np.nanmedian(zi))
         if median_z >= config.mixed_z:
             rows.append(("person_mixed", folder,
-                         f"the {len(idx)} photos do not form one face (median photo {median_z:.1f} spreads from its person)",
+                         f"the {len(idx)} photos do not form one face (median photo {median_z:.1f} spreads "
+                         "from its person)",
                          [str(p) for p in paths[idx]], median_z))
             continue
         k = int(np.nanargmax(zi))
         if zi[k] >= config.outlier_z:
             rows.append(("person_outlier", str(paths[idx[k]]),
-                         f"not the face of the other {len(idx) - 1} photos ({zi[k]:.1f} spreads past a person's typical distance)",
+                         f"not the face of the other {len(idx) - 1} photos ({zi[k]:.1f} spreads past a "
+                         "person's typical distance)",
                          [str(p) for p in paths[np.delete(idx, k)]], float(zi[k])))
     return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
 

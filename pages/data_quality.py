@@ -56,8 +56,8 @@ with st.expander("What each kind means"):
 # ---------------------------------------------------------------- decisions so far
 store = app_cache.review_store(str(app_cache.reviews_path()))
 latest = store.latest(ctx.fingerprint)
-file_state = {item: int(v) for item, v in zip(latest.loc[latest["field"] == FILE_FIELD, "item"],
-                                               latest.loc[latest["field"] == FILE_FIELD, "new_value"]) if not pd.isna(v)}
+file_rows = latest[latest["field"] == FILE_FIELD]
+file_state = {item: int(v) for item, v in zip(file_rows["item"], file_rows["new_value"]) if not pd.isna(v)}
 mask_set = {item: int(v) for item, v in zip(latest.loc[latest["field"] == "mask", "item"],
                                              latest.loc[latest["field"] == "mask", "new_value"]) if not pd.isna(v)}
 n_excluded = sum(v == FILE_EXCLUDE for v in file_state.values())
@@ -128,7 +128,8 @@ for row in page_rows.itertuples(index=False):
                 st.image(str(thumb), width="stretch")
                 marked = row.kind == "person_outlier" and path == row.path
                 # a train photo: its person folder and slot; an eval file: its name
-                label = ("⚠ stranger · " if marked else "") + "/".join(path.split("/")[-2 if path.startswith("images/train/") else -1:])
+                tail = -2 if path.startswith("images/train/") else -1
+                label = ("⚠ stranger · " if marked else "") + "/".join(path.split("/")[tail:])
                 st.caption(f"{label} · {split_of.get(path, '?')}")
                 now = file_state.get(path)
                 if now is not None:
@@ -148,7 +149,8 @@ for row in page_rows.itertuples(index=False):
                 reviewer = st.session_state.get(app_cache.REVIEWER_KEY, "") or ""
                 store.record_many(ctx.fingerprint, [
                     {"item": p, "field": FILE_FIELD, "decision": "set", "given": FILE_KEEP, "new_value": FILE_EXCLUDE,
-                     "split": split_of.get(p, ""), "path": p, "detectors": "quality", "note": f"{row.kind}: copy of {files[0]}"}
+                     "split": split_of.get(p, ""), "path": p, "detectors": "quality",
+                     "note": f"{row.kind}: copy of {files[0]}"}
                     for p in files[1:]], reviewer=reviewer)
                 st.rerun()
         if row.kind == "person_outlier" and row.path in split_of:

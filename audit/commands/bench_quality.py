@@ -80,7 +80,8 @@ def run(args) -> int:
         defects = replace(base, **{k: min(0.5, v * args.scale) for k, v in asdict(base).items()})
     except ValueError as err:
         raise UsageError(str(err)) from None
-    out = Path(args.out) if args.out else workspace_dir() / "bench_quality" / f"seed{args.seed}_{args.people}x{args.eval}"
+    name = f"seed{args.seed}_{args.people}x{args.eval}"
+    out = Path(args.out) if args.out else workspace_dir() / "bench_quality" / name
     t0 = time.perf_counter()
     try:
         make_demo(out, people=args.people, eval_images=args.eval, seed=args.seed, quality=defects)
@@ -119,6 +120,7 @@ def run(args) -> int:
     for r in result["kinds"]:
         p = "-" if r["precision"] is None else f"{r['precision']:.2f}"
         rc = "-" if r["recall"] is None else f"{r['recall']:.2f}"
-        print(f"{r['kind']:<18} {r['planted']:>7} {r['findings']:>8} {r['right_findings']:>6} {r['found']:>6} {p:>9} {rc:>7}")
+        print(f"{r['kind']:<18} {r['planted']:>7} {r['findings']:>8} {r['right_findings']:>6} {r['found']:>6} "
+              f"{p:>9} {rc:>7}")
     print("seconds: " + ", ".join(f"{k} {v}" for k, v in result["seconds"].items()))
     return 0
