@@ -75,7 +75,8 @@ if quality is not None and len(quality[0]):
     cols = st.columns(min(len(counts), 6))
     for k, (kind, n) in enumerate(counts.items()):
         cols[k % len(cols)].metric(KIND_TITLES.get(kind, kind), f"{n:,}")
-    st.caption("Review them, keep or exclude files, on the Data quality page.")
+    st.caption("Found in the pictures; review them (keep or exclude files) on the Data quality page. "
+               "The findings below are about names, folders and CSV rows.")
 elif quality is None:
     st.caption("Duplicates, split leaks, strangers in a person's folder and unusable images: "
                "open the Data quality page to check every image once.")

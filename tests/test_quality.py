@@ -218,3 +218,24 @@ def test_grey_rgb_picture_counts_as_grayscale(tmp_path):
         assert im.mode == "RGB"
     _index, findings = _findings(root)
     assert "images/eval/ffhq-50040_male_Asian_40_mask.png" in set(findings.loc[findings["kind"] == "grayscale", "path"])
+
+
+def test_picture_person_checks_find_a_stranger_and_a_mixed_person():
+    """A person's photos share the part above the mask: another picture there is a stranger, a
+    person whose photos all differ is mixed; the person's own photos (other masks) are not flagged."""
+    from audit.quality import THUMB_SIZE
+
+    rng = np.random.default_rng(1)
+    images = _people_frame(n_people=6)
+    w, h = THUMB_SIZE
+    thumbs = []
+    sources = {p: rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for p in images["person"].unique()}
+    for path, person in zip(images["path"], images["person"]):
+        t = sources[person].copy()
+        t[h // 2:] = rng.integers(0, 256, (h - h // 2, w, 3))  # a different mask on every photo
+        if person == "p004" or path == "images/train/p001/mask3.png":
+            t = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)  # another picture altogether
+        thumbs.append(t.tobytes())
+    found = person_findings(images, None, thumbs=np.array(thumbs, dtype=object))
+    assert sorted(zip(found["kind"], found["path"])) == [
+        ("person_mixed", "images/train/p004"), ("person_outlier", "images/train/p001/mask3.png")]
