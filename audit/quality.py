@@ -107,6 +107,7 @@ SIGNALS_VERSION = 7  # bump when the signals change: older files are recomputed
 SIGNALS_NAME = f"signals_v{SIGNALS_VERSION}.parquet"
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
+PROCESS_MIN_IMAGES = 50_000  # image_signals: a spawned process pool from this many images on (BENCHMARKS.md)
 _PAIR_CHUNK = 5_000  # candidate pairs confirmed at a time (~120 MB of thumbnails)
 _PROGRESS_EVERY = 200
 # cleanvision's raw measurements kept per image (see image_signals).
@@ -282,17 +283,31 @@ def _chunk_signals(root: str, paths: list[str], tolerance: int) -> list[dict]:
 
 
 def image_signals(root, paths: list[str], *, config: QualityConfig = QualityConfig(), workers: int | None = None,
-                  progress: Progress | None = None) -> pd.DataFrame:
+                  progress: Progress | None = None, processes: bool | None = None) -> pd.DataFrame:
     """Read and decode every file once -> one row per path (input order): path, error_kind, error,
-    bytes_sha, small_sha, phash (int64: the 64-bit pHash minus 2^63), width, height, mode and
-    cleanvision's raw columns. Threads (Pillow and numpy release the GIL; nothing to pickle or spawn)."""
+    bytes_sha, small_sha, phash (int64: the 64-bit pHash minus 2^63), thumb, width, height, mode
+    and cleanvision's raw columns.
+
+    `workers` threads, or with `processes=True` a pool of spawned processes (never forked): Pillow's
+    decode releases the GIL but the small numpy work per image mostly does not. None: processes
+    from PROCESS_MIN_IMAGES images on. On the loaded 2-core box processes lost at 4,800 images
+    (32 s vs 27 s: a spawned worker spends seconds importing cleanvision), so that is high."""
     workers = max(1, int(workers or os.cpu_count() or 1))
+    if processes is None:
+        processes = len(paths) >= PROCESS_MIN_IMAGES and workers > 1
     chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     rows: list[dict] = []
     total, done = len(paths), 0
     if progress:
         progress(0, total, "checking image quality")
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    if processes:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers)
+    with pool:
         for result in pool.map(_chunk_signals, [str(root)] * len(chunks), chunks,
                                [config.gray_channel_tolerance] * len(chunks)):
             rows.extend(result)
