@@ -239,3 +239,16 @@ def test_picture_person_checks_find_a_stranger_and_a_mixed_person():
     found = person_findings(images, None, thumbs=np.array(thumbs, dtype=object))
     assert sorted(zip(found["kind"], found["path"])) == [
         ("person_mixed", "images/train/p004"), ("person_outlier", "images/train/p001/mask3.png")]
+
+
+def test_cli_quality_with_the_pretrained_backbone(tmp_path, capsys):
+    from audit.training import default_pretrained_file
+
+    if default_pretrained_file() is None:
+        pytest.skip("weights/pretrained/model.pt is not there")
+    quality_tree(tmp_path / "data", people=4)
+    assert cli_main(["quality", str(tmp_path / "data"), "--pretrained", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    outliers = [f for f in out["findings"] if f["kind"] == "person_outlier"]
+    assert [f["path"] for f in outliers] == ["images/train/ffhq-00003_female_White_30/mask2.png"]
+    assert "run embeddings" in outliers[0]["detail"]  # the backbone's face distance beside it

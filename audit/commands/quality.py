@@ -1,4 +1,4 @@
-"""`python -m audit quality DATA [--run RUN] [--json] [--workers N] [--again]`: duplicates, split
+"""`python -m audit quality DATA [--run RUN | --pretrained] [--json] [--workers N] [--again]`: duplicates, split
 leaks, strangers among a person's photos and images no one can label (see `audit.quality`).
 
 Findings are written into the workspace (keyed by the data fingerprint) and reused until the data,
@@ -20,6 +20,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default=None,
                         help="a run of this dataset (folder or name in the workspace's runs/): its embeddings "
                              "find a stranger among a person's photos")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="without --run: embed the images with the committed domain-pretrained backbone "
+                             "(weights/pretrained, a run kept in the workspace) for the face distances")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: all cores)")
     parser.add_argument("--again", action="store_true", help="recompute instead of reusing the workspace's findings")
@@ -47,6 +50,24 @@ def _summary(report, index) -> str:
     return "\n".join(lines)
 
 
+def _pretrained_run(index, progress):
+    """The pretrained backbone's run over this data, predicted once into the workspace."""
+    from audit.prediction import predict_run
+    from audit.quality import quality_dir
+    from audit.runs import Run
+    from audit.training import default_pretrained_file
+
+    checkpoint = default_pretrained_file()
+    if checkpoint is None:
+        raise UsageError("--pretrained: weights/pretrained/model.pt is not there; pass --run RUN instead")
+    try:
+        folder = predict_run(index, checkpoint, quality_dir(index.fingerprint) / "pretrained_run", workers=0,
+                             progress=progress)
+    except ValueError as err:  # e.g. other age bins than the backbone's
+        raise UsageError(f"--pretrained: {err}") from None
+    return Run.open(folder)
+
+
 def run(args) -> int:
     from audit.dataset_index import DatasetNotFound, index_dataset
     from audit.quality import RunFromOtherData, quality_report
@@ -66,6 +87,8 @@ def run(args) -> int:
         except NotARunError as err:
             raise UsageError(str(err)) from None
     progress = TqdmProgress(unit="img", disable=None)
+    if args.pretrained and run_ is None:
+        run_ = _pretrained_run(index, progress)
     try:
         report = quality_report(index, run=run_, workers=args.workers, progress=progress, reuse=not args.again)
     except RunFromOtherData as err:
