@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import app_cache, sidebar
+from ui import app_cache, sidebar
 
 st.set_page_config(page_title="Mask Audit", page_icon=":material/masks:", layout="wide")
 app_cache.init_session_defaults()

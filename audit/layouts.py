@@ -1,7 +1,7 @@
 """The storage layouts of the mask dataset, described once as data.
 
 A layout says where a dataset keeps its images and manifests, relative to the data root. The
-index (`audit.dataset_index`), the app's re-index stamp (`pages/app_cache.dataset_stamp`) and the
+index (`audit.dataset_index`), the app's re-index stamp (`ui/app_cache.dataset_stamp`) and the
 export (`audit.export`) read these descriptions instead of naming folders themselves, as timm
 keeps one reader per storage layout behind a factory. A third layout is one more `DatasetLayout`
 in `LAYOUTS` (and its test in tests/test_layouts.py); the CSV formats are the download's (train.csv:

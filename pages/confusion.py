@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from audit import labels, metrics
-from pages import app_cache, plots
+from ui import app_cache, plots
 
 app_cache.route_through_app("confusion")
 st.title("Confusion")

@@ -12,7 +12,7 @@ import streamlit as st
 from audit import jobs, labels, workspace
 from audit.quality import GROUP_KINDS, KIND_EXPLANATIONS, KIND_TITLES, counts_by_kind
 from audit.reviews import FILE_EXCLUDE, FILE_FIELD, FILE_KEEP
-from pages import app_cache, sample_detail, sidebar
+from ui import app_cache, sample_detail, sidebar
 
 GROUPS_PER_PAGE = 8
 SHOW_MEMBERS = 7  # thumbnails per group; a bigger group says how many more

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import embedding_layout, labels
-from pages import app_cache, plots
+from ui import app_cache, plots
 
 app_cache.route_through_app("embeddings")
 st.title("Embeddings")
@@ -120,7 +120,7 @@ if points:
     top = selected["class_id"].map(dict(enumerate(names))).value_counts().head(6)
     st.caption("Given classes in the selection: " + ", ".join(f"{k} ({v})" for k, v in top.items()))
     # Decide the selection here (one decision for all of it); single images: Open in Samples.
-    from pages import review_widgets
+    from ui import review_widgets
 
     if st.toggle(f"Decide the {len(selected):,} selected images at once", key="embeddings_bulk_on"):
         with st.container(border=True, key="embeddings_bulk"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages import app_cache, review_widgets as rw
+from ui import app_cache, review_widgets as rw
 
 app_cache.route_through_app("export")
 st.title("Export")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import app_cache, review_widgets as rw, sample_detail
+from ui import app_cache, review_widgets as rw, sample_detail
 
 TABLE_ROWS = 100  # rows of the "shown items" table (from the current item on)
 WINDOW = 300      # shown items kept in the session for previous / next / "next undecided" callbacks

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from audit import labels
-from pages import app_cache, plots
+from ui import app_cache, plots
 
 app_cache.route_through_app("overview")
 st.title("Overview")

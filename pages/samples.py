@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from audit import labels, metrics
-from pages import app_cache, review_widgets, sample_detail
+from ui import app_cache, review_widgets, sample_detail
 
 PAGE_SIZE = 48
 GRID_COLUMNS = 6

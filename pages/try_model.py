@@ -13,8 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 from audit import labels, workspace
-from pages import app_cache, plots
-from pages.review_widgets import plain
+from ui import app_cache, plots
+from ui.review_widgets import plain
 
 MAX_UPLOAD_MB = 10  # per photo; .streamlit/config.toml's maxUploadSize is the browser-side cap
 MAX_PHOTOS = 12     # per go: each gets a Grad-CAM

@@ -50,7 +50,7 @@ def test_embeddings_without_embeddings_says_why(app_data, tmp_path):
 
 def test_hover_text_is_short_ascii_with_id_and_labels(app_data):
     from audit.runs import Run
-    from pages import app_cache
+    from ui import app_cache
 
     run = Run.open(app_data.run)
     hover = app_cache.cached_hover_text(str(app_data.run), ("test",), run.bins)

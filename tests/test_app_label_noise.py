@@ -192,7 +192,7 @@ def test_label_noise_computes_a_missing_queue(app_data, tmp_path):
 
 
 def test_evidence_in_plain_words():
-    from pages.review_widgets import detector_list, evidence_lines, plain
+    from ui.review_widgets import detector_list, evidence_lines, plain
 
     ev = ("person_level: 6 of 7 photos look female (mean p=0.81); labelled male (log-likelihood ratio +3.2) | "
           "mask_slots: looks incorrect (p=0.80); labelled not wear (p=0.10); the person's photos fit -5.1 nats "

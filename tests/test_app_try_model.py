@@ -170,7 +170,7 @@ def test_sample_detail_gradcam_comes_from_the_model_server(server, tiny_demo, ti
 
 SIDEBAR_BOX = """
 import streamlit as st
-from pages import app_cache, sidebar
+from ui import app_cache, sidebar
 sidebar._model_server_box(app_cache.AppContext())
 """
 

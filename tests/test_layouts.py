@@ -98,7 +98,7 @@ def test_the_descriptions_say_what_the_code_used_to_hard_code():
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda x: x.name)
 def test_the_stamp_changes_when_a_person_or_a_manifest_changes(tmp_path, layout):
     pytest.importorskip("streamlit")
-    from pages.app_cache import dataset_stamp
+    from ui.app_cache import dataset_stamp
 
     root = write_tree(tmp_path / "d", layout)
     before = dataset_stamp(root)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from audit import labels
 from audit.thumbnails import ensure_thumbnails, safe_data_path
-from pages import app_cache, plots
+from ui import app_cache, plots
 
 THUMB_SIZE = (144, 192)  # (width, height): a 3:4 tile, sharp at six tiles per row
 
@@ -219,7 +219,7 @@ def _is_open(drawn_path: str, target) -> bool:
 def _next_undecided(ctx: app_cache.AppContext, target, decision: str) -> None:
     """After a decision in the detail: the next image of the Samples order whose same field is
     still undecided (a train person's photos share their gender and age)."""
-    from pages import review_widgets as rw
+    from ui import review_widgets as rw
 
     order = st.session_state.get(DETAIL_ORDER_KEY) or []
     current = st.session_state.get(DETAIL_KEY)
@@ -243,7 +243,7 @@ def draw_decisions(ctx: app_cache.AppContext, row: pd.Series) -> None:
     checks' suggestion in words, and the decision widget with keys for the chosen field."""
     from functools import partial
 
-    from pages import review_widgets as rw
+    from ui import review_widgets as rw
 
     store = rw.open_store()
     if store is None:

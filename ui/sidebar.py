@@ -7,8 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from audit import demo_setup, jobs, labels, workspace
-from pages import app_cache
-from pages.app_cache import DATA_KEY, RUN_KEY
+from ui import app_cache
+from ui.app_cache import DATA_KEY, RUN_KEY
 
 
 # ----------------------------------------------------------------------------- background jobs
@@ -180,8 +180,8 @@ def _age_bins_box(ctx: app_cache.AppContext) -> None:
 
 
 def _reviewer_box() -> None:
-    """Who is reviewing: remembered in the session, carried by every decision (pages/review_widgets.py)."""
-    from pages import review_widgets
+    """Who is reviewing: remembered in the session, carried by every decision (ui/review_widgets.py)."""
+    from ui import review_widgets
 
     st.subheader("Reviewer")
     review_widgets.draw_reviewer_box()
@@ -194,7 +194,7 @@ def _set_model_url() -> None:
 def _model_server_box(ctx: app_cache.AppContext) -> None:
     """Which model answers single-image work (the sample detail's Grad-CAM, Try the model): this
     process, or a model server (`python -m audit serve`; MASK_AUDIT_MODEL_URL sets it at start)."""
-    from pages.review_widgets import plain
+    from ui.review_widgets import plain
 
     st.subheader("Model")
     url = app_cache.model_url()

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import labels
-from pages import app_cache
+from ui import app_cache
 
 # action -> key (Streamlit button shortcuts; "C" and "R" are reserved by Streamlit).
 KEYS = {"accept": "A", "keep": "K", "skip": "S", "note": "N", "undo": "U", "next": "Right",
