@@ -143,7 +143,7 @@ def check_weights_target(out: Path, *, data_root: Path | None = None) -> None:
                          "written over them: choose a new or empty folder (nothing was written)")
 
 
-def print_summary(result, out=sys.stdout) -> None:
+def print_summary(result, out=None) -> None:
     m = result.card.metrics
 
     def line(name, d):
