@@ -551,7 +551,7 @@ def _draw_mask(p: _Pen, look: Look, shot: Shot, rng: np.random.Generator):
         p.line([(0, top - 0.05), (0.02, bottom - 0.02)], fill=_shade(col, 0.7), width=0.02)
         if style == "cloth_pattern":
             kind = rng.integers(3)
-            for i in range(22):
+            for _ in range(22):
                 x = rng.uniform(-0.8, 0.8) * W
                 y = rng.uniform(top + 0.08, bottom - 0.12)
                 if kind == 0:

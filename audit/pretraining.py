@@ -33,7 +33,6 @@ import json
 import math
 import multiprocessing
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from audit.labels import DEFAULT_BINS, GENDERS
+from audit.labels import DEFAULT_BINS
 
 PRETRAIN_SEED = 1_000_000
 CHUNK_IDENTITIES = 250

@@ -29,7 +29,6 @@ Ray is optional (requirements-ray.txt); `RayUnavailable` says how to install it.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import tempfile

@@ -160,7 +160,7 @@ def plan_relabel_list(data, index, *, source: str, bins: L.AgeBins | None = None
         if not any(c.strip() for c in cells):
             continue  # blank line
 
-        def cell(name: str) -> str:
+        def cell(name: str, cells=cells) -> str:  # bound now: called within this iteration only
             i = col.get(name)
             return cells[i].strip() if i is not None and i < len(cells) else ""
 

@@ -63,7 +63,7 @@ def age_residual(predictions: pd.DataFrame, *, bins: L.AgeBins = L.DEFAULT_BINS,
     scale = max(float(1.4826 * np.median(np.abs(resid - np.median(resid)))), min_scale)
     names = bins.labels
     frames = []
-    for kind, item, people, pred, given_age, given_bin, n in parts:
+    for kind, item, people, pred, given_age, given_bin, _n in parts:
         d = signed_distance_outside(pred, given_bin, bins)
         pred_bin = np.asarray(bins.bin(pred), dtype=np.int64).reshape(-1)
         # Inside the given bin: suggest the neighbouring bin on the predicted age's side.
