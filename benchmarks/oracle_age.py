@@ -1,6 +1,6 @@
 """How well could ANY detector find the demo's moved ages? The ceiling the drawn age cues allow.
 
-    python benchmarks/oracle_age.py [TRIALS]
+    python benchmarks/oracle_age.py [TRIALS] [APPARENT_SD]
 
 Simulates bench-noise's train people (300 people, ages from audit.demo_data.TRAIN_AGE_BRACKETS,
 `NoiseRates.age_shift` = 8% moved across the nearest default-bin boundary by `_shifted_age`) and
@@ -44,7 +44,10 @@ def shifted_candidates(given: int) -> np.ndarray:
 
 
 def main() -> None:
+    global APPARENT_SD
     trials = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    if len(sys.argv) > 2:  # what-if: a drawing whose age cues follow the true age more closely
+        APPARENT_SD = float(sys.argv[2])
     rng = np.random.default_rng(0)
     res = {"oracle (apparent age, Bayes posterior)": [], "residual |apparent - given| toward the boundary": []}
     moved_by = []
