@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from audit import jobs
+from browser_support import pid_alive, wait_for
 
 TESTS = Path(__file__).resolve().parent
 
@@ -22,12 +23,7 @@ def _tests_on_child_path(monkeypatch):
 
 
 def _wait_until(predicate, timeout=30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+    return wait_for(predicate, timeout)
 
 
 def test_a_job_runs_reports_progress_and_finishes(tmp_path):
@@ -104,7 +100,7 @@ def test_the_job_stops_when_its_parent_dies(tmp_path):
         child_pid = jobs._read_status_file(folder)["pid"]
         parent.kill()
         parent.wait()
-        assert _wait_until(lambda: not _alive(child_pid), timeout=10), "the orphaned job kept running"
+        assert _wait_until(lambda: not pid_alive(child_pid), timeout=10), "the orphaned job kept running"
         assert jobs.job_status(folder).state == "interrupted"
     finally:
         parent.kill()
@@ -130,14 +126,3 @@ def test_no_fork_start_method_in_the_app_code():
     offenders = [str(p) for p in sources if '"fork"' in p.read_text() or "os.fork(" in p.read_text()]
     assert not offenders
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except OSError:
-        return False
