@@ -23,8 +23,8 @@ import numpy as np
 
 from audit import jobs
 from audit.file_io import write_atomic
+from audit.runs import EMBEDDINGS_NAME
 
-EMBEDDINGS_NAME = "embeddings.npy"
 METHODS = ("umap", "pca")
 # metrics whose neighbour graph we compute exactly with BLAS instead of umap's NN-descent
 EXACT_KNN_METRICS = ("cosine", "euclidean")

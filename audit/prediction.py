@@ -51,8 +51,10 @@ from audit.model import (
     resolve_checkpoint,
 )
 from audit.runs import (
+    EMBEDDINGS_NAME,
     INDEX_COLUMNS,
     META_NAME,
+    PREDICTIONS_NAME,
     P_AGE,
     P_GENDER,
     P_MASK,
@@ -377,7 +379,7 @@ def _existing_run_matches(run_dir: Path, key: dict) -> bool:
     except (OSError, ValueError):
         return False
     return meta.get("source") == "predict" and all(meta.get(k) == v for k, v in key.items()) \
-        and (run_dir / "predictions.parquet").is_file() and (run_dir / "embeddings.npy").is_file()
+        and (run_dir / PREDICTIONS_NAME).is_file() and (run_dir / EMBEDDINGS_NAME).is_file()
 
 
 def _rows_sha256(images: pd.DataFrame) -> str:

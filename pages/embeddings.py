@@ -13,7 +13,7 @@ app_cache.route_through_app("embeddings")
 st.title("Embeddings")
 ctx = app_cache.page_context(need_data=True, need_run=True)
 run_path = str(ctx.run_path)
-if not (ctx.run_path / "embeddings.npy").is_file():
+if not embedding_layout.embeddings_path(ctx.run_path).is_file():
     st.info("This run has no embeddings (runs imported from a predictions CSV have none), so there is no map. "
             "Predict with a checkpoint (`python -m audit predict`) to get one.")
     st.stop()

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import demo_setup, labels, workspace
+from audit.runs import EMBEDDINGS_NAME, META_NAME, PREDICTIONS_NAME, SUSPECTS_NAME
 
 # Session keys shared by pages (set once in app.py with setdefault; pages read them with .get).
 DATA_KEY = "data_dir"          # str: dataset folder, "" = the built-in demo
@@ -111,7 +112,7 @@ def dataset_stamp(root: Path) -> tuple:
 
 
 def run_stamp(run_path: Path) -> tuple:
-    names = ("predictions.parquet", "meta.json", "suspects.parquet", "embeddings.npy")
+    names = (PREDICTIONS_NAME, META_NAME, SUSPECTS_NAME, EMBEDDINGS_NAME)
     return _stat_stamp([run_path / n for n in names])
 
 
@@ -134,7 +135,7 @@ def cached_run(run_path: str, stamp: tuple) -> tuple[pd.DataFrame, dict]:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def cached_suspects(run_path: str, stamp: tuple) -> pd.DataFrame | None:
-    path = Path(run_path) / "suspects.parquet"
+    path = Path(run_path) / SUSPECTS_NAME
     if not path.is_file():
         return None
     return pd.read_parquet(path)
@@ -150,7 +151,7 @@ def cached_run_list(runs_root: str, stamp: tuple) -> list[dict]:
 def runs_listing() -> list[dict]:
     root = workspace.runs_dir()
     children = sorted(root.iterdir()) if root.is_dir() else []
-    stamp = _stat_stamp([root] + [p / "meta.json" for p in children] + [p / "predictions.parquet" for p in children])
+    stamp = _stat_stamp([root] + [p / name for p in children for name in (META_NAME, PREDICTIONS_NAME)])
     return cached_run_list(str(root), stamp)
 
 
@@ -183,7 +184,7 @@ def cached_pca(run_path: str, stamp: tuple):
     cached = embedding_layout.cached_layout(run_path, "pca")
     if cached is not None:
         return cached
-    return embedding_layout.pca_layout(np.load(Path(run_path) / "embeddings.npy"))
+    return embedding_layout.pca_layout(np.load(embedding_layout.embeddings_path(run_path)))
 
 
 def short_class_name(cid: int, bins: labels.AgeBins, *, ascii_only: bool = False) -> str:
@@ -322,7 +323,7 @@ def load_context() -> AppContext:
     if run_value:
         run_path = Path(run_value).expanduser()
         ctx.run_path = run_path
-        if not (run_path / "predictions.parquet").is_file():
+        if not (run_path / PREDICTIONS_NAME).is_file():
             ctx.run_problem = f"Run folder {run_path} has no predictions.parquet: choose another run."
         else:
             try:
