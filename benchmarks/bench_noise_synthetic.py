@@ -20,7 +20,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from audit.noise.bench import score_run  # noqa: E402
+from audit.noise_bench import score_run  # noqa: E402
 from test_noise_synthetic import make_predictions  # noqa: E402
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_noise  # noqa: E402
 from audit.labels import DEFAULT_BINS  # noqa: E402
-from audit.noise.bench import score_existing  # noqa: E402
+from audit.noise_bench import score_existing  # noqa: E402
 
 bench_noise.ORDER = ["cleanlab", "cleanlab_mean", "person_level", "mask_slots", "neighbours", "age_residual",
                      "second_opinion", "ensemble", "simifeat", "merged_primary", "merged"]

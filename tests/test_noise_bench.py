@@ -5,7 +5,7 @@ import math
 import pytest
 
 from audit.cli import main
-from audit.noise.bench import format_results, score_run
+from audit.noise_bench import format_results, score_run
 from audit.noise.scoring import RESULT_KEYS
 from test_noise_synthetic import make_predictions
 

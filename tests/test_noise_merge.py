@@ -145,7 +145,7 @@ def test_suspects_cli_writes_the_queue_into_the_run(synthetic, tmp_path, capsys)
 
 
 def test_merge_uses_mean_cleanlab_while_the_benchmark_baseline_stays_max(synthetic):
-    from audit.noise.bench import score_run
+    from audit.noise_bench import score_run
     from audit.noise.confident_learning import confident_learning
     from audit.noise.merge import MERGE_CLEANLAB_AGG
 

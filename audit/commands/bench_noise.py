@@ -43,7 +43,7 @@ def configure_parser(parser) -> None:
 
 def run(args) -> int:
     from audit.cli import UsageError
-    from audit.noise.bench import BenchConfig, format_results, run_bench, score_existing
+    from audit.noise_bench import BenchConfig, format_results, run_bench, score_existing
 
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     if args.run or args.truth:

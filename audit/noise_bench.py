@@ -1,4 +1,5 @@
-"""The scored label-noise benchmark.
+"""The scored label-noise benchmark (beside `audit/noise/`, not in it: that package holds pure
+detectors, this module runs the whole pipeline - drawing, training, prediction - around them).
 
 `run_bench` builds a demo dataset with known injected noise (audit.demo_data.make_demo), indexes
 it, trains with person-grouped out-of-fold predictions (audit.training), predicts a run
