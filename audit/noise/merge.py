@@ -10,6 +10,8 @@ weighted by its contribution.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -122,32 +124,76 @@ def _weight(weights, detector, field) -> float:
     return float(DEFAULT_WEIGHTS.get((detector, field), DEFAULT_WEIGHT))
 
 
+@dataclass(frozen=True)
+class DetectorInputs:
+    """What a registered detector may read: a run's predictions (N rows), its embeddings (N, D)
+    or None, the age bins, the neighbour count and cleanlab's per-person aggregation."""
+
+    predictions: pd.DataFrame
+    embeddings: np.ndarray | None
+    bins: L.AgeBins
+    k: int
+    cleanlab_person_agg: str
+
+
+def _cleanlab(x: DetectorInputs):
+    from audit.noise.confident_learning import confident_learning
+    return confident_learning(x.predictions, person_agg=x.cleanlab_person_agg, bins=x.bins)
+
+
+def _person_level(x: DetectorInputs):
+    from audit.noise.person_level import person_level
+    return person_level(x.predictions, bins=x.bins)
+
+
+def _mask_slots(x: DetectorInputs):
+    from audit.noise.mask_slots import mask_slots
+    return mask_slots(x.predictions)
+
+
+def _neighbours(x: DetectorInputs):
+    if x.embeddings is None or len(x.embeddings) != len(x.predictions):
+        return None  # imported runs have no embeddings
+    from audit.noise.neighbours import neighbours
+    return neighbours(x.predictions, x.embeddings, k=x.k, bins=x.bins)
+
+
+def _age_residual(x: DetectorInputs):
+    if "pred_age" not in x.predictions.columns or not x.predictions["pred_age"].notna().any():
+        return None  # a model without the age regression output
+    from audit.noise.age_residual import age_residual
+    return age_residual(x.predictions, bins=x.bins)
+
+
+# The detectors a run feeds by itself, in queue-column order: name -> detector(inputs) -> frame, or
+# None where it does not apply. A new detector is its module in audit/noise/ plus one line here
+# (and its weights above); those that need another run are in `second_opinion_detectors`.
+DETECTORS = {
+    "cleanlab": _cleanlab,
+    "person_level": _person_level,
+    "mask_slots": _mask_slots,
+    "neighbours": _neighbours,
+    "age_residual": _age_residual,
+}
+
+
 def run_detectors(predictions: pd.DataFrame, embeddings: np.ndarray | None = None, *,
                   bins: L.AgeBins = L.DEFAULT_BINS, k: int = 10,
                   cleanlab_person_agg: str = MERGE_CLEANLAB_AGG,
                   second_opinion=None) -> dict[str, pd.DataFrame]:
-    """Every applicable detector on a run's predictions: name -> detector frame.
+    """Every applicable detector of `DETECTORS` on a run's predictions: name -> detector frame.
 
     `neighbours` is skipped without embeddings, `age_residual` without any pred_age.
     `second_opinion`: another run of the same images (anything with .predictions, optional
     .embeddings and .name, e.g. audit.runs.Run) -> the `second_opinion` and `ensemble` detectors,
     and `simifeat` in its embedding when it has one (an independent model's features).
     """
-    from audit.noise.age_residual import age_residual
-    from audit.noise.confident_learning import confident_learning
-    from audit.noise.mask_slots import mask_slots
-    from audit.noise.neighbours import neighbours
-    from audit.noise.person_level import person_level
-
-    out = {
-        "cleanlab": confident_learning(predictions, person_agg=cleanlab_person_agg, bins=bins),
-        "person_level": person_level(predictions, bins=bins),
-        "mask_slots": mask_slots(predictions),
-    }
-    if embeddings is not None and len(embeddings) == len(predictions):
-        out["neighbours"] = neighbours(predictions, embeddings, k=k, bins=bins)
-    if "pred_age" in predictions.columns and predictions["pred_age"].notna().any():
-        out["age_residual"] = age_residual(predictions, bins=bins)
+    inputs = DetectorInputs(predictions, embeddings, bins, k, cleanlab_person_agg)
+    out = {}
+    for name, detector in DETECTORS.items():
+        frame = detector(inputs)
+        if frame is not None:
+            out[name] = frame
     if second_opinion is not None:
         out.update(second_opinion_detectors(predictions, second_opinion, bins=bins, k=k))
     return out
