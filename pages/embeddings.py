@@ -48,7 +48,15 @@ if xy is None:
 s1, s2 = st.columns([4, 1])
 if status == "running":
     s1.info("UMAP is computing in the background (a few minutes for a full dataset); showing PCA meanwhile. "
-            "Other pages keep working. Press Refresh to check.")
+            "Other pages keep working; the map switches to UMAP by itself when it is ready.")
+
+    @st.fragment(run_every=3)
+    def _switch_when_umap_is_ready() -> None:
+        # Polls the job only (cheap): the whole page reruns once, when the layout is there.
+        if embedding_layout.layout_status(run_path, "umap") != "running":
+            st.rerun()
+
+    _switch_when_umap_is_ready()
 elif status == "missing":
     log = embedding_layout.layout_log(run_path, "umap").strip().splitlines()
     if log:

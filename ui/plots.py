@@ -98,7 +98,9 @@ def embedding_figure(xy: np.ndarray, colour: pd.Series, hover: list[str] | np.nd
                 hoverinfo="text", marker=dict(size=marker_size,
                                               color=KNOWN_COLOURS.get(value, CATEGORICAL[i % len(CATEGORICAL)]))))
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      dragmode="lasso", legend=dict(itemsizing="constant"),
+                      dragmode="lasso",
+                      # legend above the plot, left: the toolbar (top right) no longer covers its first entry
+                      legend=dict(itemsizing="constant", orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
                       xaxis=dict(showticklabels=False, zeroline=False),
                       yaxis=dict(showticklabels=False, zeroline=False))
     return fig
