@@ -125,4 +125,4 @@ def test_decode_stage_refuses_what_the_default_path_refuses(tmp_path):
                         root=str(root), card=card)
     assert not out["ok"].any()
     assert all(e and "\n" not in e for e in out["error"])
-    assert out["x"].shape == (3, 3, 64, 48) and not out["x"].any()
+    assert out["x"].shape == (3, *card["input_size"]) and not out["x"].any()  # the card's (C, H, W)
