@@ -301,7 +301,7 @@ def _demo_image_files(images: Path) -> list[Path] | None:
 
 
 # What make_demo writes at the top of its folder (besides images/): never written over elsewhere.
-_DEMO_TOP_FILES = ("truth.csv", "demo.json")
+_DEMO_TOP_FILES = ("truth.csv", "demo.json", "quality_truth.csv")  # QUALITY_TRUTH_NAME below
 
 
 def prepare_output(out: Path, *, force: bool = False) -> None:

@@ -109,7 +109,7 @@ def prepare_demo_workspace(*, progress: Progress | None = None, workers: int | N
     remove_stale_temporaries()
     root = workspace.demo_data_dir()
     if not demo_is_built(root):
-        from audit.demo_data import make_demo, read_demo_meta
+        from audit.demo_data import make_demo, prepare_output, read_demo_meta
 
         if root.exists() and read_demo_meta(root) is None:
             raise FileExistsError(f"{root} exists and is not a demo dataset: move it away or set "
@@ -119,7 +119,9 @@ def prepare_demo_workspace(*, progress: Progress | None = None, workers: int | N
             make_demo(tmp, people=people, eval_images=eval_images, seed=DEMO_SEED, workers=workers,
                       progress=lambda done, total, _m: report(done, total, "Drawing demo faces"))
             if root.exists():  # an unfinished demo of ours (read_demo_meta said so above)
-                shutil.rmtree(root)
+                # cleared file by file, refused (one line) if anything in it is not the demo's;
+                # the empty folder left is then replaced by the finished one
+                prepare_output(root)
             os.replace(tmp, root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
