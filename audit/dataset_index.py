@@ -83,6 +83,7 @@ from audit.labels import (
     EVAL_MASK_TYPES, TRAIN_MASK_TYPES, AgeBins, class_id, split_class,
 )
 from audit import layouts
+from audit.file_io import path_problem
 from audit.layouts import expected_layouts, get_layout, layout_of
 from audit.name_parsing import (
     EVAL_PATTERN, PERSON_PATTERN, is_hidden, normalise_race, parse_eval_file, parse_gender,
@@ -189,23 +190,22 @@ def shown_path(path) -> str:
     return text if text.isprintable() else repr(text)
 
 
+# Why a path that is not a folder cannot be a dataset, by `audit.file_io.path_kind`; "folder" too,
+# for one that stopped being a folder since it was looked at.
+_NOT_A_FOLDER = {
+    "broken_link": "{path} is a broken symbolic link (its target {detail} does not exist)",
+    "missing": "{path} does not exist",
+    "unreadable": "{path} cannot be read ({detail})",
+    "fifo": "{path} is a FIFO (named pipe), not a folder",
+    "file": "{path} is a file, not a folder",
+    "folder": "{path} is not a folder",
+    "other": "{path} is not a folder",
+}
+
+
 def _not_a_folder(root: Path) -> str:
     """Why `root` (not a folder) cannot be a dataset, in a few words."""
-    import stat
-
-    if root.is_symlink() and not root.exists():
-        return f"{shown_path(root)} is a broken symbolic link (its target {shown_path(os.readlink(root))} does not exist)"
-    try:
-        mode = root.stat().st_mode
-    except FileNotFoundError:
-        return f"{shown_path(root)} does not exist"
-    except OSError as err:
-        return f"{shown_path(root)} cannot be read ({err.strerror or err})"
-    if stat.S_ISFIFO(mode):
-        return f"{shown_path(root)} is a FIFO (named pipe), not a folder"
-    if stat.S_ISREG(mode):
-        return f"{shown_path(root)} is a file, not a folder"
-    return f"{shown_path(root)} is not a folder"
+    return path_problem(root, _NOT_A_FOLDER, show=shown_path)
 
 
 def detect_layout(root) -> tuple[Path, str]:

@@ -30,7 +30,6 @@ import csv
 import io
 import platform
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,7 +38,7 @@ import pandas as pd
 
 from audit.labels import N_CLASSES
 from audit.runs import P_AGE, P_CLASS, P_GENDER, P_MASK, PROB_SUM_TOLERANCE, finish_predictions, finish_predictions_from_classes, write_run
-from audit.file_io import file_sha256
+from audit.file_io import file_sha256, path_problem
 
 # How many offending rows an error message lists.
 MAX_LISTED = 5
@@ -92,30 +91,22 @@ def import_predictions(index, csv_path: str | Path, run_dir: str | Path) -> Path
     return write_run(run_dir, predictions, None, meta)
 
 
-def _not_a_csv_file(csv_path: Path) -> str | None:
-    """Why `csv_path` cannot be read as a CSV file (missing, a folder, a FIFO...), or None."""
-    if csv_path.is_symlink() and not csv_path.exists():
-        return f"{csv_path} is a broken symbolic link (its target does not exist)"
-    try:
-        mode = csv_path.stat().st_mode
-    except FileNotFoundError:
-        return f"CSV not found: {csv_path}"
-    except OSError as err:
-        return f"{csv_path} cannot be read ({err.strerror or err})"
-    if stat.S_ISDIR(mode):
-        return f"{csv_path} is a folder, not a CSV file"
-    if stat.S_ISFIFO(mode):
-        return f"{csv_path} is a FIFO (named pipe), not a CSV file; save the predictions to a file first"
-    if not stat.S_ISREG(mode):
-        return f"{csv_path} is not a regular file (a socket or device), not a CSV file"
-    return None
+# Why a path cannot be read as a CSV file, by `audit.file_io.path_kind` (a regular file can).
+_NOT_A_CSV_FILE = {
+    "broken_link": "{path} is a broken symbolic link (its target does not exist)",
+    "missing": "CSV not found: {path}",
+    "unreadable": "{path} cannot be read ({detail})",
+    "folder": "{path} is a folder, not a CSV file",
+    "fifo": "{path} is a FIFO (named pipe), not a CSV file; save the predictions to a file first",
+    "other": "{path} is not a regular file (a socket or device), not a CSV file",
+}
 
 
 def read_prediction_csv(csv_path: str | Path) -> pd.DataFrame:
     """The CSV as strings (validation converts), with each row's CSV line number in
     `table.attrs[LINES_ATTR]`; raises PredictionImportError when unreadable or ragged."""
     csv_path = Path(csv_path)
-    problem = _not_a_csv_file(csv_path)
+    problem = path_problem(csv_path, _NOT_A_CSV_FILE)
     if problem:
         raise PredictionImportError(problem)
     try:
