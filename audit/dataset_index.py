@@ -399,22 +399,16 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
     """Train person folders -> rows; returns {person_id: first folder rel path} for the split check."""
     csv_rows = table = csv_key = None
     if csv_rel is not None:
-        if not (data_root / csv_rel).is_file():
-            findings.add("missing_csv", csv_rel, "train.csv is absent: labels from folder names only, no provenance")
-        else:
-            table = _read_csv(data_root / csv_rel, csv_rel, ("path", "id"), findings)
-            if table is not None:
-                csv_key = "path" if "path" in table.col else "id"
-                csv_rows = _keyed_rows(table, csv_key, csv_rel, lambda k: f"{train_rel}/{k}", findings)
+        table = _read_split_csv(data_root, csv_rel, ("path", "id"),
+                                "train.csv is absent: labels from folder names only, no provenance", findings)
+        if table is not None:
+            csv_key = "path" if "path" in table.col else "id"
+            csv_rows = _keyed_rows(table, csv_key, csv_rel, lambda k: f"{train_rel}/{k}", findings)
     matched: set[str] = set()
     ids: dict[str, str] = {}
     train_dir = data_root / train_rel
     root = str(data_root)
-    try:
-        entries = _list_folder(str(train_dir), root)
-    except OSError as err:  # e.g. no permission: the split is as good as missing
-        findings.add("missing_split", train_rel, f"cannot list the folder: {err}")
-        entries = []
+    entries = _list_split(data_root, train_rel, findings)
     folders = [name for name, is_dir, _, problem in entries if is_dir and problem is None and not is_hidden(name)]
     total = len(entries)
     # Listing and stat-ing 2,700 folders is system calls: threads overlap them with the parsing below.
@@ -425,18 +419,12 @@ def _scan_train(data_root: Path, train_rel: str, csv_rel: str | None, findings: 
         batches = pool.map(_try_list_folders, [paths[i:i + _LIST_BATCH] for i in range(0, len(paths), _LIST_BATCH)],
                            itertools.repeat(root))
         listings = itertools.chain.from_iterable(batches)
-        for done, (name, is_dir, _size, problem) in enumerate(entries, 1):
+        for done, entry in enumerate(entries, 1):
             if progress is not None and (done % _PROGRESS_EVERY == 0 or done == total):
                 progress(done, total, "scanning train folders")
+            name = entry[0]
             rel = f"{train_rel}/{name}"
-            if problem is not None:
-                findings.add(problem[0], rel, problem[1])
-                continue
-            if is_hidden(name):
-                findings.add("hidden_file", rel, "hidden file or folder")
-                continue
-            if not is_dir:
-                findings.add("unknown_file", rel, "a file where a person folder belongs")
+            if _skipped_entry(rel, entry, findings, want_folder=True, misplaced="a file where a person folder belongs"):
                 continue
             files = next(listings)
             try:
@@ -480,20 +468,49 @@ def _try_list_folders(paths: list[str], root: str) -> list:
     return out
 
 
+def _list_split(data_root: Path, split_rel: str, findings: _Findings) -> list[Entry]:
+    """A split folder's entries (`_list_folder`); none, with a missing_split finding, when it cannot be listed."""
+    try:
+        return _list_folder(str(data_root / split_rel), str(data_root))
+    except OSError as err:  # e.g. no permission: the split is as good as missing
+        findings.add("missing_split", split_rel, f"cannot list the folder: {err}")
+        return []
+
+
+def _read_split_csv(data_root: Path, csv_rel: str, key_columns: tuple[str, ...], absent: str,
+                    findings: _Findings) -> _Csv | None:
+    """A split's CSV (`_read_csv`), or None with a finding: missing_csv (detail `absent`) when there is none."""
+    if not (data_root / csv_rel).is_file():
+        findings.add("missing_csv", csv_rel, absent)
+        return None
+    return _read_csv(data_root / csv_rel, csv_rel, key_columns, findings)
+
+
+def _skipped_entry(rel: str, entry: Entry, findings: _Findings, *, want_folder: bool, misplaced: str) -> bool:
+    """True, with a finding, for a folder entry the scan does not read: one that `_list_folder`
+    found a problem with, a hidden one, or a file where folders belong (`want_folder`) or a folder
+    where files belong (an unknown_file finding, detail `misplaced`)."""
+    name, is_dir, _size, problem = entry
+    if problem is not None:
+        findings.add(problem[0], rel, problem[1])
+        return True
+    if is_hidden(name):
+        findings.add("hidden_file", rel, "hidden file or folder")
+        return True
+    if is_dir != want_folder:
+        findings.add("unknown_file", rel, misplaced)
+        return True
+    return False
+
+
 def _scan_person(rel: str, folder: str, person, source: str, prov: tuple[str, ...],
-                 files: list[tuple[str, bool, int]], findings: _Findings, scan: _Scan) -> None:
+                 files: list[Entry], findings: _Findings, scan: _Scan) -> None:
     """One train person's files -> rows, and the 7-slot check (missing_files / extra_files)."""
     slots: dict[str, list[str]] = defaultdict(list)
-    for fname, is_dir, size, problem in files:
+    for entry in files:
+        fname, _is_dir, size, _problem = entry
         frel = f"{rel}/{fname}"
-        if problem is not None:
-            findings.add(problem[0], frel, problem[1])
-            continue
-        if is_hidden(fname):
-            findings.add("hidden_file", frel, "hidden file or folder")
-            continue
-        if is_dir:
-            findings.add("unknown_file", frel, "a folder inside a person folder")
+        if _skipped_entry(frel, entry, findings, want_folder=False, misplaced="a folder inside a person folder"):
             continue
         try:
             mask_type, ext = parse_train_file(fname)
@@ -535,40 +552,28 @@ def _scan_eval(data_root: Path, eval_rel: str, csv_rel: str | None, bins: AgeBin
     csv_rows = None
     use_ans = False
     if csv_rel is not None:
-        if not (data_root / csv_rel).is_file():
-            findings.add("missing_csv", csv_rel, "info.csv is absent: labels from file names only, no provenance")
-        else:
-            table = _read_csv(data_root / csv_rel, csv_rel, ("ImageID",), findings)
-            if table is not None:
-                csv_rows = _keyed_rows(table, "ImageID", csv_rel, lambda k: f"{eval_rel}/{k}", findings)
-                if "ans" in table.col:
-                    use_ans = True
-                    ans_i = table.col["ans"]
-                    if len(table.rows) >= _PLACEHOLDER_MIN_ROWS and all(r[ans_i].strip() == "0" for r in table.rows):
-                        findings.add("ans_placeholder", csv_rel, "ans is 0 in every row (a submission template); ignored")
-                        use_ans = False
+        table = _read_split_csv(data_root, csv_rel, ("ImageID",),
+                                "info.csv is absent: labels from file names only, no provenance", findings)
+        if table is not None:
+            csv_rows = _keyed_rows(table, "ImageID", csv_rel, lambda k: f"{eval_rel}/{k}", findings)
+            if "ans" in table.col:
+                use_ans = True
+                ans_i = table.col["ans"]
+                if len(table.rows) >= _PLACEHOLDER_MIN_ROWS and all(r[ans_i].strip() == "0" for r in table.rows):
+                    findings.add("ans_placeholder", csv_rel, "ans is 0 in every row (a submission template); ignored")
+                    use_ans = False
     by_stem = {split_ext(k)[0]: k for k in csv_rows} if csv_rows is not None else {}
     matched: set[str] = set()
     # (ans, age from the name, row index, rel path, where): compared once the ans bins are known.
     ans_vs_name: list[tuple[int, int, int, str, str]] = []
-    try:
-        entries = _list_folder(str(data_root / eval_rel), str(data_root))
-    except OSError as err:  # e.g. no permission: the split is as good as missing
-        findings.add("missing_split", eval_rel, f"cannot list the folder: {err}")
-        entries = []
+    entries = _list_split(data_root, eval_rel, findings)
     total = len(entries)
-    for done, (fname, is_dir, size, problem) in enumerate(entries, 1):
+    for done, entry in enumerate(entries, 1):
         if progress is not None and (done % (_PROGRESS_EVERY * 7) == 0 or done == total):
             progress(done, total, "scanning eval files")
+        fname, _is_dir, size, _problem = entry
         rel = f"{eval_rel}/{fname}"
-        if problem is not None:
-            findings.add(problem[0], rel, problem[1])
-            continue
-        if is_hidden(fname):
-            findings.add("hidden_file", rel, "hidden file or folder")
-            continue
-        if is_dir:
-            findings.add("unknown_file", rel, "a folder inside the eval folder")
+        if _skipped_entry(rel, entry, findings, want_folder=False, misplaced="a folder inside the eval folder"):
             continue
         stem, ext = split_ext(fname)
         if ext not in IMAGE_EXTENSIONS:
