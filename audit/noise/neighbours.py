@@ -134,21 +134,13 @@ def neighbours(predictions: pd.DataFrame, embeddings: np.ndarray, *, fields=L.FI
         person_mode = (split == "train") & (field != "mask")
         img = ~person_mode
         if img.any():
-            part = predictions[img]
             d, g = dist[img], y[img]
             sug = best_other(d, g)
-            rows = np.arange(len(g))
-            frames.append(detector_frame({
-                "item": part["path"].to_numpy(), "item_kind": "image", "field": field,
-                "split": part["split"].to_numpy(), "person": part["person"].to_numpy(),
-                "path": part["path"].to_numpy(), "given": g, "suggested": sug, "score": 1.0 - d[rows, g],
-                "flagged": d[rows, g] < 0.5,
-                "evidence": [
-                    f"{round(d[r, s] * k)} of {k} nearest other people's photos are labelled {names[s].lower()}, "
-                    f"{round(d[r, gg] * k)} {names[gg].lower()} like this one"
-                    for r, (s, gg) in enumerate(zip(sug, g))
-                ],
-            }, NAME))
+            frames.append(_judged(predictions[img], "path", "image", field, d, g, sug, [
+                f"{round(d[r, s] * k)} of {k} nearest other people's photos are labelled {names[s].lower()}, "
+                f"{round(d[r, gg] * k)} {names[gg].lower()} like this one"
+                for r, (s, gg) in enumerate(zip(sug, g))
+            ]))
         if person_mode.any():
             part = predictions[person_mode]
             codes, people = person_groups(part)
@@ -159,16 +151,23 @@ def neighbours(predictions: pd.DataFrame, embeddings: np.ndarray, *, fields=L.FI
             g = np.zeros(len(people), dtype=np.int64)
             g[codes] = y[person_mode]
             sug = best_other(pd_, g)
-            rows = np.arange(len(g))
-            frames.append(detector_frame({
-                "item": people["person"].to_numpy(), "item_kind": "person", "field": field,
-                "split": people["split"].to_numpy(), "person": people["person"].to_numpy(),
-                "path": people["path"].to_numpy(), "given": g, "suggested": sug, "score": 1.0 - pd_[rows, g],
-                "flagged": pd_[rows, g] < 0.5,
-                "evidence": [
-                    f"{pd_[r, s]:.0%} of the nearest other people's photos (k={k} per photo, {n[r]} photos) are "
-                    f"labelled {names[s].lower()}; labelled {names[gg].lower()}"
-                    for r, (s, gg) in enumerate(zip(sug, g))
-                ],
-            }, NAME))
+            frames.append(_judged(people, "person", "person", field, pd_, g, sug, [
+                f"{pd_[r, s]:.0%} of the nearest other people's photos (k={k} per photo, {n[r]} photos) are "
+                f"labelled {names[s].lower()}; labelled {names[gg].lower()}"
+                for r, (s, gg) in enumerate(zip(sug, g))
+            ]))
     return concat_frames(frames)
+
+
+def _judged(items: pd.DataFrame, item_column: str, item_kind: str, field: str, dist: np.ndarray, given: np.ndarray,
+            suggested: np.ndarray, evidence: list[str]) -> pd.DataFrame:
+    """Detector frame of `items` (M image rows, or M people) judged by their neighbours: dist (M, n_codes),
+    the fraction of neighbours labelled with each code; given and suggested (M,) codes; evidence, one
+    sentence per item. Scored by the neighbours that disagree with the given label, flagged below half agreeing."""
+    agree = dist[np.arange(len(given)), given]
+    return detector_frame({
+        "item": items[item_column].to_numpy(), "item_kind": item_kind, "field": field,
+        "split": items["split"].to_numpy(), "person": items["person"].to_numpy(),
+        "path": items["path"].to_numpy(), "given": given, "suggested": suggested, "score": 1.0 - agree,
+        "flagged": agree < 0.5, "evidence": evidence,
+    }, NAME)
