@@ -68,3 +68,34 @@ def path_problem(path: Path, messages: Mapping[str, str], *, show: Callable[[obj
     if message is None:
         return None
     return message.format(path=show(path), detail=show(detail) if kind == "broken_link" else detail)
+
+
+class OutputFolderRefused(ValueError):
+    """A folder no command may write its files into. `kind`: "inside_data" (the dataset or a folder
+    inside it: the user's), "link" (a symbolic link), "not_a_folder", "unlistable" (`error`: the OS error)."""
+
+    def __init__(self, kind: str, error: str = ""):
+        super().__init__(f"{kind}{': ' + error if error else ''}")
+        self.kind = kind
+        self.error = error
+
+
+def output_folder_entries(folder: Path, *, data_root: str | Path | None = None,
+                          links: tuple[Path, ...] = ()) -> list[tuple[str, bool]] | None:
+    """What a folder a command wants to write its files into holds: None when it does not exist,
+    else its entries sorted by name as (name, a regular file and not a link). OutputFolderRefused
+    when it lies in `data_root`, when it (or one of `links`) is a symbolic link, when it is not a
+    folder or cannot be listed. Whether what it holds may be replaced is the caller's own rule."""
+    if data_root is not None and folder.absolute().resolve().is_relative_to(Path(data_root).resolve()):
+        raise OutputFolderRefused("inside_data")
+    if folder.is_symlink() or any(link.is_symlink() for link in links):
+        raise OutputFolderRefused("link")
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        raise OutputFolderRefused("not_a_folder")
+    try:
+        with os.scandir(folder) as it:
+            return sorted((e.name, e.is_file(follow_symlinks=False)) for e in it)
+    except OSError as err:
+        raise OutputFolderRefused("unlistable", str(err.strerror or err)) from None

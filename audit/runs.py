@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.file_io import write_atomic
+from audit.file_io import OutputFolderRefused, output_folder_entries, write_atomic
 from audit.labels import (
     DEFAULT_BINS,
     N_AGE_BINS,
@@ -411,11 +411,14 @@ def is_run_folder(path: str | Path) -> bool:
     return isinstance(meta, dict) and meta.get("format") == RUN_FORMAT and (path / PREDICTIONS_NAME).is_file()
 
 
-def _foreign_entries(path: Path) -> list[str]:
-    """Names in a folder that a run never holds: folders, links, other files (sorted)."""
-    with os.scandir(path) as it:
-        return sorted(e.name for e in it
-                      if not (e.is_file(follow_symlinks=False) and e.name.endswith(RUN_FILE_SUFFIXES)))
+# Why a run cannot be written at a folder, by `audit.file_io.OutputFolderRefused.kind`.
+_RUN_FOLDER_REFUSALS = {
+    "inside_data": "{run_dir} is the dataset {data_root} or a folder inside it: a run is never written into the "
+                   "data folder; choose a folder outside it (nothing was written)",
+    "link": "{run_dir} is a symbolic link; give a real folder for the run (nothing was written)",
+    "not_a_folder": "{run_dir} exists and is not a folder; choose another run folder (nothing was written)",
+    "unlistable": "{run_dir} cannot be listed ({error}); choose another run folder",
+}
 
 
 def check_run_target(run_dir: str | Path, *, data_root: str | Path | None = None) -> None:
@@ -427,22 +430,15 @@ def check_run_target(run_dir: str | Path, *, data_root: str | Path | None = None
     symbolic link are refused with one line; nothing is written or deleted.
     """
     run_dir = Path(run_dir).expanduser()
-    if data_root is not None and run_dir.absolute().resolve().is_relative_to(Path(data_root).resolve()):
-        raise RunFolderRefused(f"{run_dir} is the dataset {data_root} or a folder inside it: a run is never "
-                               "written into the data folder; choose a folder outside it (nothing was written)")
-    if run_dir.is_symlink():
-        raise RunFolderRefused(f"{run_dir} is a symbolic link; give a real folder for the run (nothing was written)")
-    if not run_dir.exists():
-        return
-    if not run_dir.is_dir():
-        raise RunFolderRefused(f"{run_dir} exists and is not a folder; choose another run folder (nothing was written)")
     try:
-        entries = _foreign_entries(run_dir)
-        empty = not any(run_dir.iterdir())
-    except OSError as err:
-        raise RunFolderRefused(f"{run_dir} cannot be listed ({err.strerror or err}); choose another run folder") from None
-    if empty:
+        listed = output_folder_entries(run_dir, data_root=data_root)
+    except OutputFolderRefused as why:
+        raise RunFolderRefused(_RUN_FOLDER_REFUSALS[why.kind].format(run_dir=run_dir, data_root=data_root,
+                                                                     error=why.error)) from None
+    if not listed:
         return
+    # what a run never holds: folders, links, other files
+    entries = [name for name, regular in listed if not (regular and name.endswith(RUN_FILE_SUFFIXES))]
     if not is_run_folder(run_dir):
         raise RunFolderRefused(
             f"{run_dir} exists and is not a Mask Audit run ({_what_it_holds(run_dir)}); it is never replaced: "

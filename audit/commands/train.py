@@ -96,6 +96,14 @@ def config_from_args(args, *, arch: str, pretrained: bool, pretrained_file, bins
 # What a checkpoint folder of ours holds (model.pt, model.json, oof.parquet; pretrain's history.json;
 # .tmp partners of atomic writes): a folder holding anything else is someone's.
 CHECKPOINT_FILE_SUFFIXES = (".pt", ".json", ".parquet", ".tmp")
+# Why `--out` cannot receive weights, by `audit.file_io.OutputFolderRefused.kind`.
+_WEIGHTS_FOLDER_REFUSALS = {
+    "inside_data": "--out {out} is inside the dataset {data_root}: weights are never written into the data "
+                   "folder; choose a folder outside it",
+    "link": "--out {out} is a symbolic link; give a real folder for the weights",
+    "not_a_folder": "--out {out}: {folder} exists and is not a folder; choose another",
+    "unlistable": "--out {out} cannot be listed ({error}); choose another folder",
+}
 
 
 def _is_our_checkpoint(path: Path) -> bool:
@@ -113,32 +121,25 @@ def check_weights_target(out: Path, *, data_root: Path | None = None) -> None:
     folder is absent, empty, or a checkpoint folder of ours (a Mask Audit model.pt and nothing but
     checkpoint files), and not inside the data folder. Someone's model.pt, a workspace or `.` is
     never written over (the same rule as run folders); nothing is written before this passes."""
+    from audit.file_io import OutputFolderRefused, output_folder_entries
     from audit.model import CHECKPOINT_NAME, resolve_checkpoint
 
     checkpoint = resolve_checkpoint(out)
     folder = checkpoint.parent
-    if data_root is not None and folder.absolute().resolve().is_relative_to(Path(data_root).resolve()):
-        raise UsageError(f"--out {out} is inside the dataset {data_root}: weights are never written into the data "
-                         "folder; choose a folder outside it")
-    if folder.is_symlink() or checkpoint.is_symlink():
-        raise UsageError(f"--out {out} is a symbolic link; give a real folder for the weights")
-    if not folder.exists():
-        return
-    if not folder.is_dir():
-        raise UsageError(f"--out {out}: {folder} exists and is not a folder; choose another")
     try:
-        entries = sorted(folder.iterdir())
-    except OSError as err:
-        raise UsageError(f"--out {out} cannot be listed ({err.strerror or err}); choose another folder") from None
+        entries = output_folder_entries(folder, data_root=data_root, links=(checkpoint,))
+    except OutputFolderRefused as why:
+        raise UsageError(_WEIGHTS_FOLDER_REFUSALS[why.kind].format(out=out, folder=folder, data_root=data_root,
+                                                                   error=why.error)) from None
     if not entries:
         return
-    foreign = [e.name for e in entries if e.is_symlink() or not e.is_file() or e.suffix not in CHECKPOINT_FILE_SUFFIXES]
+    foreign = [name for name, regular in entries if not regular or Path(name).suffix not in CHECKPOINT_FILE_SUFFIXES]
     ours = [c for c in {checkpoint, folder / CHECKPOINT_NAME} if c.exists() and _is_our_checkpoint(c)]
     if checkpoint.exists() and checkpoint not in ours:
         raise UsageError(f"--out {out}: {checkpoint} is not a Mask Audit checkpoint; it is never written over: "
                          "choose a new or empty folder (nothing was written)")
     if foreign or not ours:
-        shown = ", ".join((foreign or [e.name for e in entries])[:3]) + (" ..." if len(foreign or entries) > 3 else "")
+        shown = ", ".join((foreign or [name for name, _ in entries])[:3]) + (" ..." if len(foreign or entries) > 3 else "")
         raise UsageError(f"--out {out} holds files that are not a Mask Audit checkpoint ({shown}); nothing is "
                          "written over them: choose a new or empty folder (nothing was written)")
 
