@@ -101,7 +101,7 @@ def prepare_demo_workspace(*, progress: Progress | None = None, workers: int | N
     """Draw the demo dataset if needed, then predict its run and find its label-noise suspects if
     needed; returns the run folder (None when the committed model is absent). Idempotent: a finished demo costs nothing.
     people / eval_images: the demo's size, default the one the committed model was trained on."""
-    from audit.training import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED
+    from audit.demo_recipe import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED
 
     people = DEMO_PEOPLE if people is None else people
     eval_images = DEMO_EVAL_IMAGES if eval_images is None else eval_images
@@ -158,7 +158,7 @@ def _second_opinion_run(root: Path, report: Progress):
     independent of them), when weights/demo was fine-tuned from it; else None."""
     from audit.model import pretrained_card, read_card
     from audit.runs import Run
-    from audit.training import default_pretrained_file
+    from audit.demo_recipe import default_pretrained_file
 
     start = default_pretrained_file()
     if start is None or not read_card(demo_weights()).train_config.get("pretrained_file") \

@@ -50,8 +50,6 @@ from audit.reviews import FILE_EXCLUDE, FILE_FIELD, ReviewStore, bins_from_text
 from audit.workspace import workspace_dir
 
 ENCODING = "utf-8-sig"
-# Index column holding each field's given code.
-FIELD_COLUMN = {"mask": "mask", "gender": "gender", "age": "age_bin"}
 RELABEL_COLUMNS = [
     "path", "item", "item_kind", "split", "person", "person_id", "field",
     "given", "given_name", "new", "new_name", "given_age", "new_age", "new_age_source",

@@ -27,11 +27,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from audit.labels import N_AGE_BINS, N_GENDER, N_MASK
+from audit.labels import FIELD_INFO, FIELDS
 from audit.model import crop_box
 
-HEADS = ("mask", "gender", "age")
-HEAD_SIZES = {"mask": N_MASK, "gender": N_GENDER, "age": N_AGE_BINS}
+HEADS = FIELDS  # one head per labelled field, in the model's output order
+HEAD_SIZES = {f.name: f.n_codes for f in FIELD_INFO.values()}
 GRADIENT_METHODS = ("gradcam", "gradcam++", "layercam")
 GRADIENT_FREE_METHODS = ("eigencam",)
 METHODS = GRADIENT_METHODS + GRADIENT_FREE_METHODS

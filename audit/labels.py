@@ -10,8 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-FIELDS = ("mask", "gender", "age")
-
 # Codes are positions in these tuples.
 MASK_STATES = ("wear", "incorrect", "not_wear")
 MASK_NAMES = ("Wear", "Incorrect", "Not wear")
@@ -22,6 +20,8 @@ N_MASK = len(MASK_STATES)
 N_GENDER = len(GENDERS)
 N_AGE_BINS = 3
 N_CLASSES = N_MASK * N_GENDER * N_AGE_BINS  # 18
+# The 18-class probabilities in a run's predictions (the fields' own are on `Field`).
+CLASS_PROB_COLUMNS = tuple(f"p_class_{i}" for i in range(N_CLASSES))
 
 # File stems of a train person's 7 photos, and the mask state each stands for.
 TRAIN_MASK_TYPES = {
@@ -77,6 +77,50 @@ COMPETITION_BINS = AgeBins(30, 60, "competition")
 BIN_PRESETS = {"default": DEFAULT_BINS, "competition": COMPETITION_BINS}
 
 
+@dataclass(frozen=True)
+class Field:
+    """One labelled field (mask, gender or age), described once for every table and page.
+
+    A predictions frame holds the given code in `label_column`, the model's code in `pred_column`
+    and its head's probabilities in `prob_columns`; age's codes are bins, so its names come from
+    an `AgeBins` (the run's or the sidebar's), never from a fixed tuple.
+    """
+
+    name: str  # "mask", "gender", "age": the key in reviews, queues and exports
+    title: str  # "Mask", for headings and buttons
+    label_column: str
+    pred_column: str
+    n_codes: int
+    code_names: tuple[str, ...] | None  # None for age: see `value_names`
+
+    @property
+    def prob_prefix(self) -> str:
+        return f"p_{self.name}_"
+
+    @property
+    def prob_columns(self) -> tuple[str, ...]:
+        return tuple(f"{self.prob_prefix}{i}" for i in range(self.n_codes))
+
+    def value_names(self, bins: AgeBins = DEFAULT_BINS) -> tuple[str, ...]:
+        """Readable names of the codes: ('Wear', 'Incorrect', 'Not wear'), ..., or the bins' labels."""
+        return self.code_names if self.code_names is not None else bins.labels
+
+
+MASK_FIELD = Field("mask", "Mask", "mask", "pred_mask", N_MASK, MASK_NAMES)
+GENDER_FIELD = Field("gender", "Gender", "gender", "pred_gender", N_GENDER, GENDER_NAMES)
+AGE_FIELD = Field("age", "Age", "age_bin", "pred_age_bin", N_AGE_BINS, None)
+FIELD_INFO = {f.name: f for f in (MASK_FIELD, GENDER_FIELD, AGE_FIELD)}
+FIELDS = tuple(FIELD_INFO)  # ("mask", "gender", "age")
+
+
+def field_info(name: str) -> Field:
+    """The Field called `name`; ValueError naming the known fields otherwise."""
+    try:
+        return FIELD_INFO[name]
+    except KeyError:
+        raise ValueError(f"unknown field {name!r}; expected one of {FIELDS}") from None
+
+
 def parse_bins(spec: str) -> AgeBins:
     """'default', 'competition' or 'LO,HI' (e.g. '30,60') -> AgeBins; ValueError otherwise."""
     spec = spec.strip()
@@ -111,13 +155,19 @@ def class_names(bins: AgeBins = DEFAULT_BINS) -> list[str]:
 
 def field_value_names(field: str, bins: AgeBins = DEFAULT_BINS) -> tuple[str, ...]:
     """Readable names of a field's codes: mask -> ('Wear', ...), gender, age -> bin labels."""
-    if field == "mask":
-        return MASK_NAMES
-    if field == "gender":
-        return GENDER_NAMES
-    if field == "age":
-        return bins.labels
-    raise ValueError(f"unknown field {field!r}; expected one of {FIELDS}")
+    return field_info(field).value_names(bins)
+
+
+def short_class_name(cid: int, bins: AgeBins = DEFAULT_BINS, *, ascii_only: bool = False) -> str:
+    """Compact class name for dense places, e.g. "Wea·F·25–39" (matrix ticks), or with
+    `ascii_only` "Wea F 25-39", without "<" or ">" (ages 0-24, 25-39, 40+; hover text)."""
+    m, g, a = split_class(int(cid))
+    if ascii_only:
+        lo, hi = bins.edges
+        age, sep = (f"0-{lo - 1}", f"{lo}-{hi - 1}", f"{hi}+")[a], " "
+    else:
+        age, sep = bins.labels[a], "·"
+    return sep.join((MASK_NAMES[m][:3], GENDER_NAMES[g][0], age))
 
 
 def class_table(bins: AgeBins = DEFAULT_BINS) -> pd.DataFrame:

@@ -14,11 +14,9 @@ import pandas as pd
 
 from audit import labels as L
 
-# (given column, predicted column, number of codes) per head; "class" is the 18-class label.
+# (given column, predicted column, number of codes) per head: the three fields, then the 18 classes.
 HEADS = {
-    "mask": ("mask", "pred_mask", L.N_MASK),
-    "gender": ("gender", "pred_gender", L.N_GENDER),
-    "age": ("age_bin", "pred_age_bin", L.N_AGE_BINS),
+    **{f.name: (f.label_column, f.pred_column, f.n_codes) for f in L.FIELD_INFO.values()},
     "class": ("class_id", "pred_class", L.N_CLASSES),
 }
 # Columns `slice_frame` filters on.

@@ -46,7 +46,7 @@ class BenchConfig:
     k: int = 10  # neighbours per image
     workers: int | None = None
     # Fine-tune from the domain-pretrained checkpoint (pretrained_file, default
-    # audit.training.DEMO_PRETRAINED when present) instead of training from scratch.
+    # audit.demo_recipe.DEMO_PRETRAINED when present) instead of training from scratch.
     pretrained: bool = True
     pretrained_file: str | None = None
     # Predict the pretrained checkpoint over the demo as a second-opinion run (it never saw these
@@ -109,11 +109,11 @@ def score_run(predictions: pd.DataFrame, embeddings, truth: pd.DataFrame, *, bin
 
 def bench_pretrained_file(cfg: BenchConfig) -> Path | None:
     """The pretrained checkpoint this benchmark uses (fine-tuning, second opinion), or None."""
-    from audit import training
+    from audit.demo_recipe import default_pretrained_file
 
     if cfg.pretrained_file:
         return Path(cfg.pretrained_file)
-    return training.default_pretrained_file()
+    return default_pretrained_file()
 
 
 def _train(index, out_dir: Path, cfg: BenchConfig, progress=None) -> Path:
@@ -121,9 +121,10 @@ def _train(index, out_dir: Path, cfg: BenchConfig, progress=None) -> Path:
     import dataclasses
 
     from audit import training
+    from audit.demo_recipe import demo_train_config
 
     start = bench_pretrained_file(cfg) if cfg.pretrained else None
-    base = training.demo_train_config(pretrained_file=start, bins=index.bins)
+    base = demo_train_config(pretrained_file=start, bins=index.bins)
     changes = {"folds": cfg.folds, "seed": cfg.seed, "eval_in_folds": cfg.eval_in_folds,
                "epochs": cfg.epochs or (base.epochs if start is not None else 12)}
     if cfg.crop is not None:

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from audit.labels import N_CLASSES
+from audit.labels import FIELD_INFO, N_CLASSES
 from audit.runs import P_AGE, P_CLASS, P_GENDER, P_MASK, PROB_SUM_TOLERANCE, finish_predictions, finish_predictions_from_classes, write_run
 from audit.file_io import file_sha256, path_problem
 
@@ -201,8 +201,9 @@ def predictions_from_table(index, table: pd.DataFrame) -> tuple[pd.DataFrame, di
         predictions = finish_predictions_from_classes(base, p_class[order], pred_age)
     else:
         heads = []
-        for name, cols in (("p_mask", P_MASK), ("p_gender", P_GENDER), ("p_age", P_AGE)):
-            heads.append(_probabilities(table, cols, lines, f"the {name} probabilities")[order])
+        for field in FIELD_INFO.values():
+            name = field.prob_prefix.rstrip("_")  # "p_mask"
+            heads.append(_probabilities(table, field.prob_columns, lines, f"the {name} probabilities")[order])
         predictions = finish_predictions(base, *heads, pred_age)
     used = {fmt.id_column, *fmt.value_columns, *optional}
     info = {

@@ -48,15 +48,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit.labels import DEFAULT_BINS, FIELDS, N_AGE_BINS, N_GENDER, N_MASK, AgeBins
+from audit.labels import DEFAULT_BINS, FIELD_INFO, FIELDS, AgeBins
 
 DECISIONS = ("accept", "keep", "set", "skip")
-# Number of codes of each field (valid codes are 0..n-1).
-FIELD_CODES = {"mask": N_MASK, "gender": N_GENDER, "age": N_AGE_BINS}
 # A data-quality decision on one image file (audit.quality): keep it, or exclude it from the
 # corrected manifests (audit.export.excluded_files). Not a label: the relabeling list skips it.
 FILE_FIELD, FILE_KEEP, FILE_EXCLUDE = "file", 0, 1
-FIELD_CODES[FILE_FIELD] = 2
+# Number of codes of each thing a decision is about (valid codes are 0..n-1): the label fields, and files.
+FIELD_CODES = {**{f.name: f.n_codes for f in FIELD_INFO.values()}, FILE_FIELD: 2}
 MAX_AGE_YEARS = 120
 BUSY_TIMEOUT_MS = 30_000
 

@@ -36,11 +36,13 @@ import pandas as pd
 
 from audit.file_io import OutputFolderRefused, output_folder_entries, write_atomic
 from audit.labels import (
+    AGE_FIELD,
+    CLASS_PROB_COLUMNS,
     DEFAULT_BINS,
-    N_AGE_BINS,
+    FIELD_INFO,
+    GENDER_FIELD,
+    MASK_FIELD,
     N_CLASSES,
-    N_GENDER,
-    N_MASK,
     AgeBins,
     class_probs_from_heads,
     head_probs_from_classes,
@@ -58,11 +60,9 @@ INDEX_COLUMNS = (
     "path", "split", "person", "person_id", "gender", "race", "age", "age_bin",
     "mask", "mask_type", "class_id", "source",
 )
-P_MASK = tuple(f"p_mask_{i}" for i in range(N_MASK))
-P_GENDER = tuple(f"p_gender_{i}" for i in range(N_GENDER))
-P_AGE = tuple(f"p_age_{i}" for i in range(N_AGE_BINS))
-P_CLASS = tuple(f"p_class_{i}" for i in range(N_CLASSES))
-PRED_COLUMNS = ("pred_mask", "pred_gender", "pred_age_bin", "pred_class", "confidence", "pred_age")
+P_MASK, P_GENDER, P_AGE = MASK_FIELD.prob_columns, GENDER_FIELD.prob_columns, AGE_FIELD.prob_columns
+P_CLASS = CLASS_PROB_COLUMNS
+PRED_COLUMNS = (*(f.pred_column for f in FIELD_INFO.values()), "pred_class", "confidence", "pred_age")
 # Rows of p_class must sum to 1 within this.
 PROB_SUM_TOLERANCE = 1e-3
 
@@ -98,9 +98,8 @@ def finish_predictions(df: pd.DataFrame, p_mask, p_gender, p_age, pred_age=None)
     p_class = p_mask x p_gender x p_age (the heads are independent given the image).
     """
     p_mask, p_gender, p_age = (np.asarray(p, dtype=np.float64) for p in (p_mask, p_gender, p_age))
-    _check_shape("p_mask", p_mask, len(df), N_MASK)
-    _check_shape("p_gender", p_gender, len(df), N_GENDER)
-    _check_shape("p_age", p_age, len(df), N_AGE_BINS)
+    for field, p in zip(FIELD_INFO.values(), (p_mask, p_gender, p_age)):
+        _check_shape(field.prob_prefix.rstrip("_"), p, len(df), field.n_codes)
     p_class = class_probs_from_heads(p_mask, p_gender, p_age)
     return _assemble(df, p_mask, p_gender, p_age, p_class, pred_age)
 
@@ -133,10 +132,8 @@ def _assemble(df, p_mask, p_gender, p_age, p_class, pred_age) -> pd.DataFrame:
     # confusion matrices agree with the 18-class one (for product-form probabilities this is
     # the same as each head's argmax).
     pred_class = p_class.argmax(axis=1).astype(np.int64) if n else np.zeros(0, np.int64)
-    m, g, a = split_class(pred_class)
-    columns["pred_mask"] = np.asarray(m, dtype=np.int64)
-    columns["pred_gender"] = np.asarray(g, dtype=np.int64)
-    columns["pred_age_bin"] = np.asarray(a, dtype=np.int64)
+    for field, codes in zip(FIELD_INFO.values(), split_class(pred_class)):
+        columns[field.pred_column] = np.asarray(codes, dtype=np.int64)
     columns["pred_class"] = pred_class
     columns["confidence"] = (p_class.max(axis=1) if n else np.zeros(0)).astype(np.float32)
     if pred_age is None:

@@ -55,6 +55,8 @@ import litserve as ls
 import numpy as np
 import torch
 
+from audit.labels import FIELDS
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
@@ -63,7 +65,7 @@ DEFAULT_PORT = 8700
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
 # Smaller than this is not a face photo (and breaks the input crop); the wrong "shape" of request.
 MIN_IMAGE_SIDE = 16
-HEADS = ("mask", "gender", "age")
+HEADS = FIELDS  # a Grad-CAM map explains one head; heads and fields are one list
 
 
 class RequestError(Exception):

@@ -43,7 +43,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from audit.labels import DEFAULT_BINS, N_AGE_BINS, N_GENDER, N_MASK, AgeBins, class_id
+from audit.labels import DEFAULT_BINS, FIELD_INFO, N_AGE_BINS, AgeBins, class_id
+from audit.demo_recipe import DEMO_ARCH, DEMO_IMG_SIZE
 from audit.file_io import write_atomic
 from audit.model import (
     AGE_SCALE,
@@ -59,38 +60,13 @@ from audit.model import (
     validate_crop,
 )
 from audit.prediction import describe_device, forward_batch, resolve_device
+from audit.runs import P_AGE, P_GENDER, P_MASK
 
 Progress = Callable[[int, int, str], None]
-P_MASK = tuple(f"p_mask_{i}" for i in range(N_MASK))
-P_GENDER = tuple(f"p_gender_{i}" for i in range(N_GENDER))
-P_AGE = tuple(f"p_age_{i}" for i in range(N_AGE_BINS))
 OOF_COLUMNS = ("path", "person", "fold", *P_MASK, *P_GENDER, *P_AGE, "pred_age")
 BALANCE_CHOICES = ("weights", "sampler", "none")
 # Decoded images are kept in memory when they take at most this many bytes.
 CACHE_BUDGET_BYTES = 2 * 1024**3
-
-# The demo model: small and fast enough to train K folds + final from scratch on 2 CPU cores.
-# timm's tiny ResNet learns the demo from scratch in minutes on 2 cores; mobilenetv3_small_050
-# did not (val mask accuracy ~0.6 after 500 steps, see BENCHMARKS.md "Classifier").
-DEMO_ARCH = "test_resnet"
-DEMO_IMG_SIZE = (64, 48)
-# The central 70% of each side: the demo's face gets ~2x the pixels of the 64x48 input at the same
-# cost (age correlation with the true age 0.29 -> 0.42, gender 0.73 -> 0.74-0.78, one seed each);
-# 0.6 cut the chin, and with it an incorrectly worn mask, off the demo's close-up shots
-# (BENCHMARKS.md "Input crop").
-DEMO_CROP = 0.7
-# The demo data `python -m audit demo` draws and the committed weights/demo checkpoint saw.
-DEMO_PEOPLE = 300
-DEMO_EVAL_IMAGES = 400
-DEMO_SEED = 0
-# 9 epochs: `python -m audit demo` takes about 5 minutes on 2 CPU cores (3 folds + final, eval in the folds).
-DEMO_EPOCHS = 9
-# The domain-pretrained backbone (`python -m audit pretrain`, audit/pretraining.py) the demo model and
-# bench-noise fine-tune from when it is there; its card sets the architecture, input size and crop.
-DEMO_PRETRAINED = Path(__file__).resolve().parent.parent / "weights" / "pretrained" / "model.pt"
-# Fine-tuning starts from a model that already sees the faces: fewer epochs at a lower peak rate.
-DEMO_FINETUNE_EPOCHS = 4
-DEMO_FINETUNE_LR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -274,8 +250,9 @@ def decode_images(root: Path, paths: Sequence[str], size: tuple[int, int], inter
 
 
 def _labels(rows: pd.DataFrame) -> np.ndarray:
-    return np.stack([rows["mask"].to_numpy(), rows["gender"].to_numpy(), rows["age_bin"].to_numpy(),
-                     rows["age"].to_numpy()], axis=1).astype(np.int64)
+    """(N, 4) int64: the fields' given codes in FIELD_INFO's order (mask, gender, age bin), then age in years."""
+    columns = [f.label_column for f in FIELD_INFO.values()] + ["age"]
+    return np.stack([rows[c].to_numpy() for c in columns], axis=1).astype(np.int64)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -309,7 +286,7 @@ class MultiHeadLoss(nn.Module):
         weights = weights or {}
         self.ce = nn.ModuleDict({
             head: nn.CrossEntropyLoss(weight=weights.get(head), label_smoothing=label_smoothing)
-            for head in ("mask", "gender", "age")
+            for head in FIELD_INFO
         })
         self.age_reg_weight = age_reg_weight
 
@@ -348,7 +325,7 @@ def head_metrics(labels: np.ndarray, probs: dict[str, np.ndarray]) -> dict:
 
     if len(labels) == 0:
         return {"n": 0}
-    pm, pg, pa = (probs[h].argmax(1) for h in ("mask", "gender", "age"))
+    pm, pg, pa = (probs[h].argmax(1) for h in FIELD_INFO)
     true_cls = class_id(labels[:, 0], labels[:, 1], labels[:, 2])
     pred_cls = class_id(pm, pg, pa)
     out = {
@@ -383,12 +360,12 @@ def predict_dataset(model: MaskAuditNet, dataset: Dataset, *, batch_size: int, w
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size * 2, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
-    parts = {"mask": [], "gender": [], "age": [], "age_reg": []}
+    parts = {**{head: [] for head in FIELD_INFO}, "age_reg": []}
     for x, *_ in loader:
         out = forward_batch(model, x, device)
         for head in parts:
             parts[head].append(out[head])
-    empty = {"mask": (0, N_MASK), "gender": (0, N_GENDER), "age": (0, N_AGE_BINS), "age_reg": (0,)}
+    empty = {**{f.name: (0, f.n_codes) for f in FIELD_INFO.values()}, "age_reg": (0,)}
     return {h: np.concatenate(v) if v else np.zeros(empty[h], np.float32) for h, v in parts.items()}
 
 
@@ -407,8 +384,8 @@ def _fit(model: MaskAuditNet, train_set: _Images, config: TrainConfig, *, seed: 
     sampler = None
     weights = None
     if config.balance == "weights":
-        weights = {"mask": class_weights(labels[:, 0], N_MASK), "gender": class_weights(labels[:, 1], N_GENDER),
-                   "age": class_weights(labels[:, 2], N_AGE_BINS)}
+        # labels' columns are the fields in FIELD_INFO's order
+        weights = {f.name: class_weights(labels[:, j], f.n_codes) for j, f in enumerate(FIELD_INFO.values())}
     elif config.balance == "sampler":
         # Draw images with probability inverse to their 18-class frequency.
         cls = class_id(labels[:, 0], labels[:, 1], labels[:, 2])
@@ -564,8 +541,8 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
         oof = None
         if config.folds:
             n = len(rows)
-            oof_probs = {"mask": np.zeros((n, N_MASK), np.float32), "gender": np.zeros((n, N_GENDER), np.float32),
-                         "age": np.zeros((n, N_AGE_BINS), np.float32), "age_reg": np.zeros(n, np.float32)}
+            oof_probs = {**{f.name: np.zeros((n, f.n_codes), np.float32) for f in FIELD_INFO.values()},
+                         "age_reg": np.zeros(n, np.float32)}
             for f in range(config.folds):
                 tr, va = np.flatnonzero(covered & (folds != f)), np.flatnonzero(folds == f)
                 torch.manual_seed(config.seed * 1000 + f)
@@ -590,9 +567,9 @@ def train_model(index, config: TrainConfig, out_path: str | Path, *, progress: P
                 metrics["eval_source"] = "out-of-fold"
             oof = pd.DataFrame({"path": rows["path"].to_numpy()[in_oof], "person": rows["person"].to_numpy()[in_oof],
                                 "fold": folds[in_oof].astype(np.int64)})
-            for head, cols in (("mask", P_MASK), ("gender", P_GENDER), ("age", P_AGE)):
-                for j, col in enumerate(cols):
-                    oof[col] = oof_probs[head][in_oof, j]
+            for field in FIELD_INFO.values():
+                for j, col in enumerate(field.prob_columns):
+                    oof[col] = oof_probs[field.name][in_oof, j]
             oof["pred_age"] = oof_probs["age_reg"][in_oof]
 
         torch.manual_seed(config.seed * 1000 + 999)
@@ -660,27 +637,6 @@ def training_code_fingerprint() -> str:
     for name in ("training.py", "model.py"):
         digest.update((Path(__file__).resolve().parent / name).read_bytes())
     return digest.hexdigest()[:16]
-
-
-def demo_train_config(*, pretrained_file: str | Path | None = None, **changes) -> TrainConfig:
-    """The demo model's settings. No network is needed either way: from scratch (the default without
-    `pretrained_file`), or fine-tuned from a local Mask Audit checkpoint (e.g. DEMO_PRETRAINED),
-    whose card sets the architecture, input size and crop; `changes` override any of it."""
-    if pretrained_file is None:
-        return dataclasses.replace(TrainConfig(pretrained=False, epochs=DEMO_EPOCHS, crop=DEMO_CROP), **changes)
-    from audit.model import pretrained_card
-
-    base = TrainConfig(pretrained=True, pretrained_file=str(pretrained_file), epochs=DEMO_FINETUNE_EPOCHS,
-                       lr=DEMO_FINETUNE_LR, crop=DEMO_CROP)
-    card = pretrained_card(pretrained_file)
-    if card is not None:
-        base = dataclasses.replace(base, arch=card.arch, img_size=card.image_size, crop=card.crop)
-    return dataclasses.replace(base, **changes)
-
-
-def default_pretrained_file() -> Path | None:
-    """DEMO_PRETRAINED when it is there (the committed domain-pretrained backbone), else None."""
-    return DEMO_PRETRAINED if DEMO_PRETRAINED.is_file() else None
 
 
 def train(index, out_dir: str | Path, *, progress: Progress | None = None, how_to_reproduce: str | None = None,

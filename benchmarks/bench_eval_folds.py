@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit import training as T  # noqa: E402
+from audit.demo_recipe import demo_train_config  # noqa: E402
 from audit.dataset_index import index_dataset  # noqa: E402
 from audit.demo_data import read_truth  # noqa: E402
 from audit.model import create_eval_transform, create_train_transform  # noqa: E402
@@ -39,7 +40,7 @@ def main() -> None:
     held = ev.iloc[perm[:200]].reset_index(drop=True)
     fit_rows = pd.concat([tr, ev.iloc[perm[200:200 + n_extra]]], ignore_index=True)
     torch.set_num_threads(1)  # the two loader processes take the other core
-    config = T.demo_train_config(folds=0, epochs=12)
+    config = demo_train_config(folds=0, epochs=12)
     torch.manual_seed(seed)
     model = T._build(config)
     card = model.card

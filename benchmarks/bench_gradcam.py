@@ -53,7 +53,7 @@ def main() -> int:
 
     from audit.gradcam import GradCamExplainer
     from audit.model import create_model, load_checkpoint
-    from audit.training import DEMO_ARCH, DEMO_IMG_SIZE
+    from audit.demo_recipe import DEMO_ARCH, DEMO_IMG_SIZE
     from audit.workspace import DEMO_WEIGHTS
 
     torch.manual_seed(0)

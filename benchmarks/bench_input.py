@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit import training as T  # noqa: E402
+from audit.demo_recipe import demo_train_config  # noqa: E402
 from audit.dataset_index import index_dataset  # noqa: E402
 from audit.demo_data import make_demo, read_truth  # noqa: E402
 from audit.model import create_eval_transform, create_train_transform  # noqa: E402
@@ -43,7 +44,7 @@ def main() -> None:
         changes = json.loads(spec)
         if "img_size" in changes:
             changes["img_size"] = tuple(changes["img_size"])
-        config = T.demo_train_config(folds=0, **changes)
+        config = demo_train_config(folds=0, **changes)
         torch.manual_seed(0)
         model = T._build(config)
         card = model.card

@@ -45,7 +45,7 @@ def demo_dims() -> list[int]:
             return [dim]
     try:
         from audit.model import create_model
-        from audit.training import DEMO_ARCH, DEMO_IMG_SIZE
+        from audit.demo_recipe import DEMO_ARCH, DEMO_IMG_SIZE
 
         return [create_model(DEMO_ARCH, pretrained=False, img_size=DEMO_IMG_SIZE).card.embedding_dim]
     except Exception as err:  # noqa: BLE001  the benchmark still runs without the model code

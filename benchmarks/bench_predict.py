@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from audit.dataset_index import index_dataset  # noqa: E402
 from audit.model import create_model, load_checkpoint  # noqa: E402
 from audit.prediction import _cpu_threads, _ImageFiles, _prepare, default_threads, default_workers, predict_paths, resolve_device  # noqa: E402
-from audit.training import DEMO_ARCH, DEMO_IMG_SIZE  # noqa: E402
+from audit.demo_recipe import DEMO_ARCH, DEMO_IMG_SIZE  # noqa: E402
 from audit.workspace import DEMO_WEIGHTS  # noqa: E402
 
 

@@ -15,9 +15,7 @@ bins = ctx.bins
 # head -> (given column, predicted column, value names)
 HEADS = {
     "18 classes": ("class_id", "pred_class", labels.class_names(bins)),
-    "Mask": ("mask", "pred_mask", list(labels.MASK_NAMES)),
-    "Gender": ("gender", "pred_gender", list(labels.GENDER_NAMES)),
-    "Age": ("age_bin", "pred_age_bin", list(bins.labels)),
+    **{f.title: (f.label_column, f.pred_column, list(f.value_names(bins))) for f in labels.FIELD_INFO.values()},
 }
 # Whole words on the 18-class ticks ("Not wear · Male · 25–39"): the short "Not·M·25–39" was cryptic.
 CLASS_TICKS = labels.class_names(bins)

@@ -19,7 +19,6 @@ from ui.review_widgets import plain
 MAX_UPLOAD_MB = 10  # per photo; .streamlit/config.toml's maxUploadSize is the browser-side cap
 MAX_PHOTOS = 12     # per go: each gets a Grad-CAM
 ACCEPTED_TYPES = ["jpg", "jpeg", "png", "webp"]
-HEADS = {"mask": "pred_mask", "gender": "pred_gender", "age": "pred_age_bin"}
 
 app_cache.route_through_app("try_model")
 st.title("Try the model")
@@ -69,7 +68,7 @@ except Exception as err:  # server gone, refused: one line
     st.error(f"Prediction failed: {plain(app_cache.one_line(err))}")
     st.stop()
 
-head = st.radio("Grad-CAM of", list(HEADS), horizontal=True, key="try_gradcam_head",
+head = st.radio("Grad-CAM of", labels.FIELDS, horizontal=True, key="try_gradcam_head",
                 help="Where the chosen head looked to predict what it predicted.")
 bins = labels.AgeBins.from_dict(info["card"]["bins"]) if remote else ctx.bins
 
@@ -83,14 +82,12 @@ for (name, path), pred in zip(stored, predictions):
         age = f" · age about {pred['age_years']:.0f} years" if pred.get("age_years") is not None else ""
         st.markdown(f"predicted: **{labels.class_name(int(pred['class_id']), bins)}** "
                     f"(confidence {pred['confidence']:.3f}){age}")
-        probs = {"mask": (list(labels.MASK_NAMES), pred["mask"]),
-                 "gender": (list(labels.GENDER_NAMES), pred["gender"]),
-                 "age": (list(bins.labels), pred["age"])}
+        probs = {f.name: (list(f.value_names(bins)), pred[f.name]) for f in labels.FIELD_INFO.values()}
         st.plotly_chart(plots.probability_bars(probs), key=f"try_probs_{path.name}", config={"displayModeBar": False})
         m, g, a = labels.split_class(int(pred["class_id"]))
-        predicted = {"mask": m, "gender": g, "age": a}[head]
+        predicted = dict(zip(labels.FIELDS, (m, g, a)))[head]
         try:
-            overlays = app_cache.explain_upload(model_key, str(path), head, int(predicted))
+            overlays = app_cache.explain_upload(model_key, str(path), head, int(predicted), bins)
         except Exception as err:
             st.error(f"Grad-CAM failed: {plain(app_cache.one_line(err))}")
             continue

@@ -93,3 +93,20 @@ def test_without_a_run_the_sidebar_choice_sets_the_bins(data):
     assert not at.exception, at.exception
     text = _plotly_text(at)
     assert all(name in text for name in COMPETITION_NAMES)
+
+
+@pytest.mark.slow
+def test_gradcam_captions_name_the_runs_age_bins(tiny_demo, tiny_run, tiny_checkpoint):
+    """The Grad-CAM overlays of the age head named their classes with the default bins whatever
+    the run's (issue #12's one vocabulary: the captions now take the context's bins)."""
+    from audit.labels import COMPETITION_BINS
+    from audit.model import checkpoint_sha256
+    from audit.runs import Run
+    from ui import app_cache
+
+    path = str(tiny_demo / Run.open(tiny_run).predictions["path"].iloc[0])
+    overlays = app_cache.gradcam_overlays(str(tiny_checkpoint), checkpoint_sha256(tiny_checkpoint), path,
+                                          app_cache._stat_stamp([path]), "age", 0, 2, COMPETITION_BINS)
+    captions = [caption for caption, _image in overlays]
+    assert len(captions) == 4 and all(("<30" in c) != ("≥60" in c) for c in captions), captions
+    assert not any("25" in c for c in captions), captions

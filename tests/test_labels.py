@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from audit import labels as L
@@ -59,3 +60,37 @@ def test_class_probs_from_heads_is_a_distribution_and_marginalises_back():
         assert np.allclose(got, want)
     # class 13 = not wear, male, 25-39
     assert np.isclose(p[0, 13], heads[0][0, 2] * heads[1][0, 0] * heads[2][0, 1])
+
+
+def test_one_field_description_names_every_column_a_run_holds():
+    """The fields are described once (issue #12): every module's columns come from FIELD_INFO."""
+    from audit import metrics, runs
+    from audit.noise import given_codes, head_probs
+
+    assert L.FIELDS == ("mask", "gender", "age") == tuple(L.FIELD_INFO)
+    assert [f.n_codes for f in L.FIELD_INFO.values()] == [L.N_MASK, L.N_GENDER, L.N_AGE_BINS]
+    assert L.AGE_FIELD.label_column == "age_bin" and L.AGE_FIELD.pred_column == "pred_age_bin"
+    assert L.GENDER_FIELD.prob_columns == ("p_gender_0", "p_gender_1") == runs.P_GENDER
+    assert runs.P_MASK == L.MASK_FIELD.prob_columns and runs.P_AGE == L.AGE_FIELD.prob_columns
+    assert runs.P_CLASS == L.CLASS_PROB_COLUMNS and len(L.CLASS_PROB_COLUMNS) == 18
+    for f in L.FIELD_INFO.values():
+        assert metrics.HEADS[f.name] == (f.label_column, f.pred_column, f.n_codes)
+        assert f.pred_column in runs.PRED_COLUMNS
+    frame = pd.DataFrame({"mask": [2], "gender": [1], "age_bin": [0],
+                          **{c: [v] for c, v in zip(L.AGE_FIELD.prob_columns, (0.2, 0.3, 0.5))}})
+    assert given_codes(frame, "mask").tolist() == [2] and given_codes(frame, "age").tolist() == [0]
+    assert head_probs(frame, "age").tolist() == [[0.2, 0.3, 0.5]]
+
+
+def test_field_names_follow_the_bins_and_unknown_fields_say_which_exist():
+    assert L.AGE_FIELD.value_names(L.COMPETITION_BINS) == ("<30", "30–59", "≥60")
+    assert L.field_value_names("age", L.COMPETITION_BINS) == L.COMPETITION_BINS.labels
+    assert L.field_value_names("mask") == L.MASK_NAMES and L.GENDER_FIELD.title == "Gender"
+    with pytest.raises(ValueError, match="expected one of"):
+        L.field_info("race")
+
+
+def test_short_class_names():
+    assert L.short_class_name(7) == "Inc·M·25–39"
+    assert L.short_class_name(7, ascii_only=True) == "Inc M 25-39"
+    assert L.short_class_name(17, L.COMPETITION_BINS, ascii_only=True) == "Not F 60+"

@@ -120,7 +120,7 @@ def _demo_args(*extra):
 def test_demo_fine_tunes_from_a_pretrained_file_at_its_input(tiny_pretrained):
     from audit.commands.demo import demo_config_from_args
     from audit.labels import DEFAULT_BINS
-    from audit.training import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS, DEMO_FINETUNE_LR
+    from audit.demo_recipe import DEMO_EPOCHS, DEMO_FINETUNE_EPOCHS, DEMO_FINETUNE_LR
 
     config = demo_config_from_args(_demo_args("--pretrained-file", str(tiny_pretrained)), DEFAULT_BINS)
     assert config.pretrained_file == str(tiny_pretrained) and config.img_size == (32, 24) and config.crop == 0.7

@@ -242,7 +242,7 @@ def test_picture_person_checks_find_a_stranger_and_a_mixed_person():
 
 
 def test_cli_quality_with_the_pretrained_backbone(tmp_path, capsys):
-    from audit.training import default_pretrained_file
+    from audit.demo_recipe import default_pretrained_file
 
     if default_pretrained_file() is None:
         pytest.skip("weights/pretrained/model.pt is not there")

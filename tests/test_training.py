@@ -11,16 +11,15 @@ import torch
 
 from audit.labels import DEFAULT_BINS
 from audit.model import load_checkpoint, oof_path, read_card
+from audit.demo_recipe import DEMO_CROP, demo_train_config
 from audit.training import (
     OOF_COLUMNS,
     P_AGE,
     P_GENDER,
     P_MASK,
-    DEMO_CROP,
     TrainConfig,
     class_weights,
     default_command,
-    demo_train_config,
     head_metrics,
     person_folds,
     train_model,

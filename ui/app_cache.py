@@ -187,18 +187,6 @@ def cached_pca(run_path: str, stamp: tuple):
     return embedding_layout.pca_layout(np.load(embedding_layout.embeddings_path(run_path)))
 
 
-def short_class_name(cid: int, bins: labels.AgeBins, *, ascii_only: bool = False) -> str:
-    """Compact class name for dense places, e.g. "Wea·F·25–39" (matrix ticks), or with
-    `ascii_only` "Wea F 25-39", without "<" or ">" (ages 0-24, 25-39, 40+; hover text)."""
-    m, g, a = labels.split_class(int(cid))
-    if ascii_only:
-        lo, hi = bins.edges
-        age, sep = (f"0-{lo - 1}", f"{lo}-{hi - 1}", f"{hi}+")[a], " "
-    else:
-        age, sep = bins.labels[a], "·"
-    return sep.join((labels.MASK_NAMES[m][:3], labels.GENDER_NAMES[g][0], age))
-
-
 @st.cache_data(show_spinner=False, max_entries=4)
 def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list[str]:
     """One short hover line per image of a run: id, file, split, given class, predicted class and
@@ -210,7 +198,7 @@ def cached_hover_text(run_path: str, stamp: tuple, bins: labels.AgeBins) -> list
     "·/→/≥/<br>" strings and 1.88 s with empty ones (BENCHMARKS.md, "App page speed").
     """
     preds, _meta = cached_run(run_path, stamp)
-    names = [short_class_name(c, bins, ascii_only=True) for c in range(labels.N_CLASSES)]
+    names = [labels.short_class_name(c, bins, ascii_only=True) for c in range(labels.N_CLASSES)]
     files = {"incorrect_mask": "incorrect", "normal": "normal", "mask": "mask"}
     return [f"{pid} {files.get(mt, mt)} ({sp}) | {names[g]} | pred {names[q]} {c:.2f}"
             for pid, mt, sp, g, q, c in zip(preds["person_id"], preds["mask_type"], preds["split"],
@@ -239,7 +227,8 @@ def run_checkpoint(meta: dict) -> Path | None:
 
 @st.cache_data(show_spinner="Computing Grad-CAM…", max_entries=64)
 def gradcam_overlays(checkpoint: str, checkpoint_sha256: str, image_file: str, image_stamp: tuple,
-                     head: str, given: int, predicted: int) -> list[tuple[str, object]]:
+                     head: str, given: int, predicted: int,
+                     bins: labels.AgeBins = labels.DEFAULT_BINS) -> list[tuple[str, object]]:
     """[(caption, PIL overlay)] for the given and the predicted value of one head, Grad-CAM and EigenCAM."""
     from audit.thumbnails import open_data_image
 
@@ -247,12 +236,14 @@ def gradcam_overlays(checkpoint: str, checkpoint_sha256: str, image_file: str, i
     # ImageUnavailable (one line, says to re-index) when the file was replaced after indexing
     img = open_data_image(Path(image_file).parent, Path(image_file).name)
     pair = explainer.explain_pair(img, head, int(given), int(predicted), methods=("gradcam", "eigencam"))
-    names = labels.field_value_names(head)
-    out = []
-    for method, title in (("gradcam", "Grad-CAM"), ("eigencam", "EigenCAM")):
-        for which, res in (("given", pair.for_given[method]), ("predicted", pair.for_predicted[method])):
-            out.append((f"{title} · {which}: {names[res.class_index]} (p={res.probability:.2f})", res.overlay))
-    return out
+    return _captioned_overlays(pair, labels.field_value_names(head, bins))
+
+
+def _captioned_overlays(pair, names: tuple[str, ...]) -> list[tuple[str, object]]:
+    """[(caption, overlay)]: Grad-CAM then EigenCAM, each for the given and the predicted value."""
+    return [(f"{title} · {which}: {names[res.class_index]} (p={res.probability:.2f})", res.overlay)
+            for method, title in (("gradcam", "Grad-CAM"), ("eigencam", "EigenCAM"))
+            for which, res in (("given", pair.for_given[method]), ("predicted", pair.for_predicted[method]))]
 
 
 @st.cache_resource(show_spinner=False)
@@ -494,19 +485,17 @@ def image_predictor(checkpoint: str, checkpoint_sha256: str):
 
 @st.cache_data(show_spinner="Computing Grad-CAM on the model server…", max_entries=64)
 def remote_gradcam_overlays(url: str, image_file: str, image_stamp: tuple, head: str, given: int,
-                            predicted: int) -> tuple[list[tuple[str, object]], float]:
+                            predicted: int, bins: labels.AgeBins = labels.DEFAULT_BINS,
+                            ) -> tuple[list[tuple[str, object]], float]:
     """Like `gradcam_overlays`, answered by the model server: ([(caption, PIL overlay)], the
     server model's input crop)."""
     card = model_server_card(url)
     crop = float(card["card"].get("crop", 1.0)) if card.get("ok") else None
     pair = model_client(url).explain_pair(Path(image_file), head, int(given), int(predicted),
                                           methods=("gradcam", "eigencam"), crop=crop)
-    names = labels.field_value_names(head)
-    out = []
-    for method, title in (("gradcam", "Grad-CAM"), ("eigencam", "EigenCAM")):
-        for which, res in (("given", pair.for_given[method]), ("predicted", pair.for_predicted[method])):
-            out.append((f"{title} · {which}: {names[res.class_index]} (p={res.probability:.2f})", res.overlay))
-    return out, float(crop if crop is not None else model_client(url).card()["card"].get("crop", 1.0))
+    if crop is None:
+        crop = model_client(url).card()["card"].get("crop", 1.0)
+    return _captioned_overlays(pair, labels.field_value_names(head, bins)), float(crop)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -558,15 +547,16 @@ def upload_predictions(model_key: tuple, files: tuple[str, ...]) -> list[dict]:
     return predictor.predict([predictor.prepare(Path(f).read_bytes()) for f in files])
 
 
-def explain_upload(model_key: tuple, image_file: str, head: str, predicted: int) -> list[tuple[str, object]]:
+def explain_upload(model_key: tuple, image_file: str, head: str, predicted: int,
+                   bins: labels.AgeBins = labels.DEFAULT_BINS) -> list[tuple[str, object]]:
     """[(caption, overlay)] of Grad-CAM and EigenCAM for the predicted value of `head`: the sample
     detail's cached calls, with the given label set to the prediction (an upload has no label)."""
     kind, where, sha = model_key
     stamp = _stat_stamp([image_file])
     if kind == "remote":
-        overlays, _crop = remote_gradcam_overlays(where, image_file, stamp, head, int(predicted), int(predicted))
+        overlays, _crop = remote_gradcam_overlays(where, image_file, stamp, head, int(predicted), int(predicted), bins)
     else:
-        overlays = gradcam_overlays(where, sha, image_file, stamp, head, int(predicted), int(predicted))
+        overlays = gradcam_overlays(where, sha, image_file, stamp, head, int(predicted), int(predicted), bins)
     return [(caption.replace(" · predicted:", ":"), image) for caption, image in overlays if "· predicted:" in caption]
 
 

@@ -34,7 +34,7 @@ DETECTOR_NAMES = {
     "neighbours": "Similar faces",
     "age_residual": "Predicted age",
 }
-FIELD_NAMES = {"mask": "Mask", "gender": "Gender", "age": "Age"}
+FIELD_NAMES = {f.name: f.title for f in labels.FIELD_INFO.values()}  # "mask" -> "Mask"
 
 
 def detector_name(name: str) -> str:
@@ -158,7 +158,7 @@ def targets_for_image(row, queue_lookup: dict | None) -> list[ReviewTarget]:
     gender and age of its person (train) or of the image itself (eval). Queue rows supply the
     suggestion and evidence where the detectors scored the item."""
     out = []
-    for field, column in (("mask", "mask"), ("gender", "gender"), ("age", "age_bin")):
+    for field, column in ((f.name, f.label_column) for f in labels.FIELD_INFO.values()):
         person_item = field != "mask" and row["split"] == "train"
         item = str(row["person"]) if person_item else str(row["path"])
         q = (queue_lookup or {}).get((item, field))
@@ -555,7 +555,7 @@ def image_targets(ctx: app_cache.AppContext, rows: pd.DataFrame, field: str | No
 def decided_on_image(row, decided: dict, bins: labels.AgeBins) -> list[str]:
     """Plain lines for the decisions that concern one image row: "gender: Female (set by ann, ...)"."""
     out = []
-    for field in ("mask", "gender", "age"):
+    for field in labels.FIELDS:
         item = str(row["person"]) if field != "mask" and row["split"] == "train" else str(row["path"])
         done = decided.get((item, field))
         if is_decided(done):

@@ -70,13 +70,6 @@ def suspect_rows(ctx: app_cache.AppContext, rel_path: str, person: str) -> pd.Da
     return queue[hit]
 
 
-def field_value(field: str, code, bins: labels.AgeBins) -> str:
-    try:
-        return labels.field_value_names(field, bins)[int(code)]
-    except (ValueError, IndexError, TypeError):
-        return str(code)
-
-
 def draw_detail(ctx: app_cache.AppContext, rel_path: str) -> None:
     """The body of the detail view for one image of the run."""
     preds = ctx.predictions
@@ -103,12 +96,9 @@ def draw_detail(ctx: app_cache.AppContext, rel_path: str) -> None:
         st.markdown(f"given: **{given}**  \npredicted: **{pred}** {ok} (confidence {row['confidence']:.3f})")
         if not np.isnan(row.get("pred_age", np.nan)):
             st.caption(f"predicted age: {row['pred_age']:.1f} years · fold {row['fold']}")
-        probs = {
-            "mask": (list(labels.MASK_NAMES), [row[f"p_mask_{i}"] for i in range(labels.N_MASK)]),
-            "gender": (list(labels.GENDER_NAMES), [row[f"p_gender_{i}"] for i in range(labels.N_GENDER)]),
-            "age": (list(bins.labels), [row[f"p_age_{i}"] for i in range(labels.N_AGE_BINS)]),
-        }
-        given_codes = {"mask": int(row["mask"]), "gender": int(row["gender"]), "age": int(row["age_bin"])}
+        fields = labels.FIELD_INFO.values()
+        probs = {f.name: (list(f.value_names(bins)), [row[c] for c in f.prob_columns]) for f in fields}
+        given_codes = {f.name: int(row[f.label_column]) for f in fields}
         st.plotly_chart(plots.probability_bars(probs, given=given_codes), key=f"detail_probs_{rel_path}",
                         config={"displayModeBar": False})
         st.caption("Orange: the given label.")
@@ -147,9 +137,9 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
         st.caption(f"The run's checkpoint ({ctx.meta.get('checkpoint', 'unknown')}) is not on this machine, "
                    "so Grad-CAM cannot run.")
         return
-    heads = {"mask": ("mask", "pred_mask"), "gender": ("gender", "pred_gender"), "age": ("age_bin", "pred_age_bin")}
+    heads = labels.FIELD_INFO
     # start on the head that got it wrong (if any), where the heatmaps say the most
-    wrong = [h for h, (g, p) in heads.items() if int(row[g]) != int(row[p])]
+    wrong = [h for h, f in heads.items() if int(row[f.label_column]) != int(row[f.pred_column])]
     h1, h2 = st.columns([2, 1])
     head = h1.radio("Head", list(heads), index=list(heads).index(wrong[0]) if wrong else 0, horizontal=True,
                     key="detail_gradcam_head")
@@ -161,15 +151,16 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
     path = image_file(ctx, str(row["path"]))
     if path is None:
         return
-    g, p = heads[head]
+    g, p = heads[head].label_column, heads[head].pred_column
     sha = str(ctx.meta.get("checkpoint_sha256", ""))
     try:
         if remote:
             overlays, crop = app_cache.remote_gradcam_overlays(remote, str(path), app_cache._stat_stamp([path]),
-                                                               head, int(row[g]), int(row[p]))
+                                                               head, int(row[g]), int(row[p]), ctx.bins)
         else:
             overlays = app_cache.gradcam_overlays(str(checkpoint), sha, str(path),
-                                                  app_cache._stat_stamp([path]), head, int(row[g]), int(row[p]))
+                                                  app_cache._stat_stamp([path]), head, int(row[g]), int(row[p]),
+                                                  ctx.bins)
     except Exception as err:
         st.error(f"Grad-CAM failed: {app_cache.one_line(err)}")
         return

@@ -22,7 +22,7 @@ from audit.cli import TqdmProgress, UsageError
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     from audit.commands.train import add_training_arguments
-    from audit.training import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED, demo_train_config
+    from audit.demo_recipe import DEMO_EVAL_IMAGES, DEMO_PEOPLE, DEMO_SEED, demo_train_config
 
     parser.add_argument("--people", type=int, default=DEMO_PEOPLE,
                         help=f"demo train people, 7 photos each (default: {DEMO_PEOPLE})")
@@ -75,7 +75,7 @@ def demo_config_from_args(args, bins):
     weights/pretrained/model.pt when present) unless --no-pretrained; explicit options win."""
     from audit.commands.train import config_from_args
     from audit.model import pretrained_card
-    from audit.training import default_pretrained_file, demo_train_config
+    from audit.demo_recipe import default_pretrained_file, demo_train_config
 
     start = None if args.no_pretrained else (args.pretrained_file or default_pretrained_file())
     if start is not None:

@@ -10,7 +10,7 @@ import sys
 
 
 def configure_parser(parser) -> None:
-    from audit.training import DEMO_EVAL_IMAGES, DEMO_PEOPLE
+    from audit.demo_recipe import DEMO_EVAL_IMAGES, DEMO_PEOPLE
 
     parser.add_argument("--workers", type=int, default=None, help="drawing processes (default: all cores)")
     parser.add_argument("--people", type=int, default=DEMO_PEOPLE,

@@ -55,7 +55,7 @@ def _pretrained_run(index, progress):
     from audit.prediction import predict_run
     from audit.quality import quality_dir
     from audit.runs import Run
-    from audit.training import default_pretrained_file
+    from audit.demo_recipe import default_pretrained_file
 
     checkpoint = default_pretrained_file()
     if checkpoint is None:

@@ -23,12 +23,6 @@ DETECTOR_COLUMNS = [
     "item", "item_kind", "field", "split", "person", "path",
     "given", "suggested", "score", "flagged", "evidence", "detector",
 ]
-# field -> (given-label column, probability column prefix, number of codes)
-FIELD_SPECS = {
-    "mask": ("mask", "p_mask_", L.N_MASK),
-    "gender": ("gender", "p_gender_", L.N_GENDER),
-    "age": ("age_bin", "p_age_", L.N_AGE_BINS),
-}
 # Floor for probabilities before taking logs: one over-confident photo may cost at most
 # log(1e-4) ~ -9.2 nats, so a single odd image cannot outvote six clear ones on its own.
 PROB_FLOOR = 1e-4
@@ -36,13 +30,12 @@ PROB_FLOOR = 1e-4
 
 def head_probs(df: pd.DataFrame, field: str) -> np.ndarray:
     """A field's head probabilities (N, K) float64 from the `p_<head>_<k>` columns."""
-    _given, prefix, k = FIELD_SPECS[field]
-    return df[[f"{prefix}{i}" for i in range(k)]].to_numpy(dtype=np.float64)
+    return df[list(L.FIELD_INFO[field].prob_columns)].to_numpy(dtype=np.float64)
 
 
 def given_codes(df: pd.DataFrame, field: str) -> np.ndarray:
     """A field's given labels (N,) int64."""
-    return df[FIELD_SPECS[field][0]].to_numpy(dtype=np.int64)
+    return df[L.FIELD_INFO[field].label_column].to_numpy(dtype=np.int64)
 
 
 def log_probs(p: np.ndarray) -> np.ndarray:

@@ -256,7 +256,7 @@ def estimated_error_counts(predictions: pd.DataFrame, other: pd.DataFrame | None
     over the person's photos."""
     from cleanlab.count import num_label_issues
 
-    from audit.noise import FIELD_SPECS, given_codes, head_probs, log_probs, person_groups
+    from audit.noise import given_codes, head_probs, log_probs, person_groups
     from audit.noise.second_opinion import align_other
 
     df = predictions.reset_index(drop=True)
@@ -265,7 +265,7 @@ def estimated_error_counts(predictions: pd.DataFrame, other: pd.DataFrame | None
         mine = df.drop_duplicates("path").set_index("path").loc[both["path"].to_numpy()].reset_index()
         df = mine
     counts: dict[tuple[str, str], int] = {}
-    for field in FIELD_SPECS:
+    for field in L.FIELDS:
         lp = log_probs(head_probs(df, field))
         if other is not None:
             lp = (lp + log_probs(head_probs(both, field))) / 2

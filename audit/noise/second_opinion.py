@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from audit import labels as L
-from audit.noise import FIELD_SPECS, best_other, concat_frames, detector_frame, given_codes, head_probs, log_probs
+from audit.noise import best_other, concat_frames, detector_frame, given_codes, head_probs, log_probs
 from audit.noise import person_groups
 
 NAME = "second_opinion"
@@ -32,7 +32,7 @@ LABEL_COLUMNS = ("path", "split", "person", "mask_type", "mask", "gender", "age"
 def align_other(predictions: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """The primary run's rows that the other run also predicted, with the primary's labels and the
     OTHER run's head probabilities (p_mask_*, p_gender_*, p_age_*), in the primary's row order."""
-    prob_cols = [f"{prefix}{i}" for _g, prefix, k in FIELD_SPECS.values() for i in range(k)]
+    prob_cols = [c for f in L.FIELD_INFO.values() for c in f.prob_columns]
     missing = [c for c in prob_cols if c not in other.columns]
     if missing:
         raise ValueError(f"the second-opinion run lacks {', '.join(missing[:3])}")
