@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from test_app_support import page_test
+from test_app_support import apply_bulk, page_test
 
 
 @pytest.fixture
@@ -63,14 +63,7 @@ def test_samples_cards_show_decisions_and_bulk_states_its_count(app_data, fresh)
     at.session_state["samples_sort"] = "Path"
     at.run()
     n_eval = int((preds["split"] == "eval").sum())
-    at.toggle(key="samples_bulk_on").set_value(True).run()
-    at.radio(key="samples_bulk_field").set_value("gender").run()
-    at.selectbox(key="samples_bulk_choice").set_value("set_1").run()
-    box = at.checkbox(key="samples_bulk_confirm")
-    assert f"to {n_eval:,} gender items" in box.label
-    box.check().run()
-    at.button(key="samples_bulk_apply").click().run()
-    assert not at.exception, at.exception
+    apply_bulk(at, "samples", "set_1", field="gender", states=f"to {n_eval:,} gender items")
     latest = fresh.latest(app_data.index.fingerprint)
     assert len(latest) == n_eval and set(latest["new_value"]) == {1} and set(latest["reviewer"]) == {"bob"}
     assert any(t.value.startswith("✓ gender: Female (set by bob") for t in at.text)

@@ -1,7 +1,7 @@
 """AppTest of the Embeddings page: PCA stand-in while UMAP is absent, colouring, runs without embeddings."""
 from __future__ import annotations
 
-from test_app_support import page_test
+from test_app_support import page_test, run_copy
 
 
 def test_embeddings_shows_pca_and_recolours(app_data):
@@ -36,14 +36,8 @@ def test_embeddings_uses_a_cached_umap_layout(app_data, tmp_path):
 
 
 def test_embeddings_without_embeddings_says_why(app_data, tmp_path):
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(app_data.run, run)
-    (run / "embeddings.npy").unlink()
-    at = page_test("embeddings", app_data)
-    at.session_state["run_dir"] = str(run)
-    at.run()
+    run = run_copy(app_data, tmp_path / "run", without=("embeddings.npy",))
+    at = page_test("embeddings", app_data, run_dir=str(run)).run()
     assert not at.exception, at.exception
     assert "no embeddings" in at.info[0].value
 

@@ -2,11 +2,9 @@
 skip, age in years), undo, bulk with its count, reviewer conflicts, filters, computing a queue."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from test_app_support import page_test
+from test_app_support import apply_bulk, page_test, run_copy
 
 
 def _latest(ws):
@@ -130,13 +128,7 @@ def test_bulk_states_the_count_and_writes_one_row_per_item(app_data, fresh):
     at.run()
     at.multiselect(key="label_noise_field").set_value(["mask"]).run()
     n_shown = int(next(m.value for m in at.metric if m.label == "Shown").replace(",", ""))
-    at.toggle(key="label_noise_bulk_on").set_value(True).run()
-    at.selectbox(key="label_noise_bulk_choice").set_value("keep").run()
-    box = at.checkbox(key="label_noise_bulk_confirm")
-    assert f"to {n_shown:,} mask items" in box.label
-    box.check().run()
-    at.button(key="label_noise_bulk_apply").click().run()
-    assert not at.exception, at.exception
+    apply_bulk(at, "label_noise", "keep", states=f"to {n_shown:,} mask items")
     latest = _latest(fresh).latest(app_data.index.fingerprint)
     assert len(latest) == n_shown and set(latest["decision"]) == {"keep"}
     assert len(_latest(fresh).history(app_data.index.fingerprint)) == n_shown
@@ -178,12 +170,8 @@ def test_label_noise_filters_by_field_and_search(app_data):
 
 
 def test_label_noise_computes_a_missing_queue(app_data, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(app_data.run, run)
-    (run / "suspects.parquet").unlink()
-    at = page_test("label_noise", app_data)
-    at.session_state["run_dir"] = str(run)
-    at.run()
+    run = run_copy(app_data, tmp_path / "run", without=("suspects.parquet",))
+    at = page_test("label_noise", app_data, run_dir=str(run)).run()
     assert not at.exception, at.exception
     at.button(key="label_noise_compute").click().run()
     assert not at.exception, at.exception

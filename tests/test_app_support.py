@@ -8,6 +8,7 @@ generator around the given labels, so the pages have real folders, a real index,
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,29 @@ def write_synthetic_run(index, run_dir: Path, *, seed: int = 0, suspects: bool =
         queue = find_suspects(Run.open(run_dir))
         queue.to_parquet(run_dir / "suspects.parquet", index=False)
     return run_dir
+
+
+def run_copy(data: AppData, folder: Path, *, without: tuple[str, ...] = ()) -> Path:
+    """A copy of the run at `folder`, less the run files named in `without` (a run that lacks them)."""
+    shutil.copytree(data.run, folder)
+    for name in without:
+        (folder / name).unlink()
+    return folder
+
+
+def apply_bulk(at, prefix: str, choice: str, *, states: str, field: str | None = None) -> None:
+    """A page's bulk decision (widget keys `<prefix>_bulk_*`) switched on, `field` chosen where the
+    page asks, `choice` picked; its confirmation must state `states` (the count) before it is
+    ticked and applied, without an exception."""
+    at.toggle(key=f"{prefix}_bulk_on").set_value(True).run()
+    if field is not None:
+        at.radio(key=f"{prefix}_bulk_field").set_value(field).run()
+    at.selectbox(key=f"{prefix}_bulk_choice").set_value(choice).run()
+    box = at.checkbox(key=f"{prefix}_bulk_confirm")
+    assert states in box.label
+    box.check().run()
+    at.button(key=f"{prefix}_bulk_apply").click().run()
+    assert not at.exception, at.exception
 
 
 def page_test(page: str, data: AppData, *, run: bool = True, timeout: float = 30, **state):

@@ -22,16 +22,25 @@ def image_captions(at) -> list[str]:
     return [i.caption for img in at.get("image") for i in img.proto.imgs]
 
 
+def first_run(at, monkeypatch, workspace: Path, *, model_url: str | None = None):
+    """`at` run once with the workspace at `workspace` and `model_url` as the model server (None:
+    none, the model in this process); it must not raise."""
+    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(workspace))
+    if model_url is None:
+        monkeypatch.delenv("MASK_AUDIT_MODEL_URL", raising=False)
+    else:
+        monkeypatch.setenv("MASK_AUDIT_MODEL_URL", model_url)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_try_model_in_process_good_photo_and_a_non_image(tiny_demo, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from audit.serving import ImagePredictor
 
-    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.delenv("MASK_AUDIT_MODEL_URL", raising=False)
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
+    at = first_run(AppTest.from_file(PAGE, default_timeout=120), monkeypatch, tmp_path / "ws")
     assert any("Upload one or more photos" in i.value for i in at.info)
 
     good = face_jpeg(tiny_demo)
@@ -62,13 +71,10 @@ def test_try_model_refuses_a_truncated_and_a_tiny_photo(tiny_demo, tmp_path, mon
     from PIL import Image
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.delenv("MASK_AUDIT_MODEL_URL", raising=False)
     good = face_jpeg(tiny_demo)
     tiny = io.BytesIO()
     Image.new("RGB", (5, 5)).save(tiny, format="PNG")
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
+    at = first_run(AppTest.from_file(PAGE, default_timeout=120), monkeypatch, tmp_path / "ws")
     at.file_uploader(key="try_uploads").set_value([("cut.jpg", good[: len(good) // 2], "image/jpeg"),
                                                    ("dot.png", tiny.getvalue(), "image/png")])
     at.run()
@@ -84,11 +90,8 @@ def test_try_model_says_when_the_server_is_unreachable(tmp_path, monkeypatch):
 
     from test_serving import free_port
 
-    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv("MASK_AUDIT_MODEL_URL", f"http://127.0.0.1:{free_port()}")
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
+    at = first_run(AppTest.from_file(PAGE, default_timeout=60), monkeypatch, tmp_path / "ws",
+                   model_url=f"http://127.0.0.1:{free_port()}")
     assert any("cannot be reached" in e.value.replace("\\", "") and "\n" not in e.value for e in at.error), \
         [e.value for e in at.error]
 
@@ -112,11 +115,7 @@ def test_try_model_against_a_model_server(server, tiny_demo, tmp_path, monkeypat
     from audit import labels
     from audit.model_client import ModelClient
 
-    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv("MASK_AUDIT_MODEL_URL", server.url)
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
+    at = first_run(AppTest.from_file(PAGE, default_timeout=120), monkeypatch, tmp_path / "ws", model_url=server.url)
     assert any(server.url in c.value.replace("\\", "") for c in at.caption)
     good = face_jpeg(tiny_demo)
     at.file_uploader(key="try_uploads").set_value([("face.jpg", good, "image/jpeg")])
@@ -180,11 +179,7 @@ def test_sidebar_model_box_in_process_and_unreachable(tmp_path, monkeypatch):
 
     from test_serving import free_port
 
-    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.delenv("MASK_AUDIT_MODEL_URL", raising=False)
-    at = AppTest.from_string(SIDEBAR_BOX, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
+    at = first_run(AppTest.from_string(SIDEBAR_BOX, default_timeout=60), monkeypatch, tmp_path / "ws")
     assert any("loaded in this process" in c.value for c in at.caption)
     at.text_input(key="sidebar_model_url").set_value(f"127.0.0.1:{free_port()}").run()
     assert not at.exception, at.exception
@@ -198,11 +193,8 @@ def test_sidebar_model_box_names_the_server_and_its_model(server, monkeypatch, t
 
     from audit.model import checkpoint_sha256
 
-    monkeypatch.setenv("MASK_AUDIT_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv("MASK_AUDIT_MODEL_URL", server.url)
-    at = AppTest.from_string(SIDEBAR_BOX, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
+    at = first_run(AppTest.from_string(SIDEBAR_BOX, default_timeout=60), monkeypatch, tmp_path / "ws",
+                   model_url=server.url)
     text = " ".join(c.value.replace("\\", "") for c in at.caption)
     assert "Answering: test_resnet (demo" in text and server.url in text and "on cpu" in text
     assert checkpoint_sha256(REPO / "weights" / "demo")[:12] in text

@@ -128,33 +128,30 @@ def assert_matches(pred: dict, ref: dict, i: int) -> None:
 # ----------------------------------------------------------------------------- without a server
 
 
-def test_open_upload_refuses_what_is_not_a_usable_image(tmp_path):
+def _upload_refusal(data: bytes, **limits) -> RequestError:
+    """The RequestError that open_upload must raise for `data`."""
+    with pytest.raises(RequestError) as err:
+        open_upload(data, **limits)
+    return err.value
+
+
+def _image_bytes(size: tuple[int, int], fmt: str) -> bytes:
     from PIL import Image
 
-    with pytest.raises(RequestError) as err:
-        open_upload(b"just some text, not a picture")
-    assert err.value.status == 415
-    with pytest.raises(RequestError) as err:
-        open_upload(b"")
-    assert err.value.status == 422
     buf = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buf, format="PNG")
-    with pytest.raises(RequestError) as err:
-        open_upload(buf.getvalue())
-    assert err.value.status == 422 and "too small" in err.value.reason
-    with pytest.raises(RequestError) as err:
-        open_upload(b"x" * 2000, max_bytes=1000)
-    assert err.value.status == 413
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64)).save(buf, format="GIF")
-    with pytest.raises(RequestError) as err:
-        open_upload(buf.getvalue())
-    assert err.value.status == 415 and "GIF" in err.value.reason
-    buf = io.BytesIO()
-    Image.new("RGB", (300, 300)).save(buf, format="PNG")
-    with pytest.raises(RequestError) as err:
-        open_upload(buf.getvalue(), max_pixels=50_000)
-    assert err.value.status == 413
+    Image.new("RGB", size).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_open_upload_refuses_what_is_not_a_usable_image(tmp_path):
+    assert _upload_refusal(b"just some text, not a picture").status == 415
+    assert _upload_refusal(b"").status == 422
+    err = _upload_refusal(_image_bytes((8, 8), "PNG"))
+    assert err.status == 422 and "too small" in err.reason
+    assert _upload_refusal(b"x" * 2000, max_bytes=1000).status == 413
+    err = _upload_refusal(_image_bytes((64, 64), "GIF"))
+    assert err.status == 415 and "GIF" in err.reason
+    assert _upload_refusal(_image_bytes((300, 300), "PNG"), max_pixels=50_000).status == 413
 
 
 def test_parse_options():
