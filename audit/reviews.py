@@ -127,6 +127,16 @@ def _check_code(field: str, value, what: str):
     return value
 
 
+def _implied_value(decision: str, new_value, name: str, implied, missing: str):
+    """The new value a decision implies (`implied`, the item's `name` value): ValueError (`missing`)
+    when the item has none, or when `new_value` says otherwise."""
+    if implied is None:
+        raise ValueError(missing)
+    if new_value is not None and new_value != implied:
+        raise ValueError(f"'{decision}' means new_value = {name} ({implied}), got {new_value}")
+    return implied
+
+
 def _decision_row(fingerprint, item, field, decision, *, given, new_value=None, suggested=None,
                   new_age=None, bins: AgeBins = DEFAULT_BINS, note: str = "", split: str = "",
                   person: str = "", path: str = "", detectors: str = "", score=None, reviewer: str = "",
@@ -160,17 +170,10 @@ def _decision_row(fingerprint, item, field, decision, *, given, new_value=None, 
         raise ValueError("keep_age (keep the given age, mark the bin only) goes with an age bin 'set' or 'accept' "
                          "without new_age")
     if decision == "accept":
-        if suggested is None:
-            raise ValueError("'accept' needs the suggested value (the item has no suggestion: use 'set')")
-        if new_value is not None and new_value != suggested:
-            raise ValueError(f"'accept' means new_value = suggested ({suggested}), got {new_value}")
-        new_value = suggested
+        new_value = _implied_value("accept", new_value, "suggested", suggested,
+                                   "'accept' needs the suggested value (the item has no suggestion: use 'set')")
     elif decision == "keep":
-        if given is None:
-            raise ValueError("'keep' needs the given value")
-        if new_value is not None and new_value != given:
-            raise ValueError(f"'keep' means new_value = given ({given}), got {new_value}")
-        new_value = given
+        new_value = _implied_value("keep", new_value, "given", given, "'keep' needs the given value")
     elif decision == "set":
         if new_value is None:
             raise ValueError("'set' needs new_value (a label code) or, for age, new_age in years")
