@@ -179,17 +179,18 @@ def metric_by_group(df: pd.DataFrame, group_col: str, *, metric: str = "macro_f1
 
 
 def headline_metrics(df: pd.DataFrame) -> pd.DataFrame:
-    """Macro F1 and per-head accuracy for train (out-of-fold predictions) and eval.
+    """Macro F1 and per-head accuracy for train and eval.
 
-    Index: "train (out-of-fold)" and "eval", or "eval (out-of-fold)" when every eval row has a
-    fold (eval joined the training folds); a split with no rows is left out. Columns as in
-    `metric_by_group`'s table.
+    Index: "train" and "eval", each named "... (out-of-fold)" when every row of the split has a
+    fold (predicted by a fold model that did not see it: train of a run made with folds, and eval
+    when it joined the folds); an imported run or one from a model trained without folds keeps the
+    plain name. A split with no rows is left out. Columns as in `metric_by_group`'s table.
     """
     rows = {}
     for split in ("train", "eval"):
         part = df[df["split"] == split]
         if not len(part):
             continue
-        oof = split == "train" or ("fold" in part.columns and bool((part["fold"] >= 0).all()))
+        oof = "fold" in part.columns and bool((part["fold"] >= 0).all())
         rows[f"{split} (out-of-fold)" if oof else split] = _summary_row(part)
     return pd.DataFrame.from_dict(rows, orient="index", columns=["n", "acc_mask", "acc_gender", "acc_age", "acc_class", "macro_f1"])

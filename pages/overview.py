@@ -35,8 +35,10 @@ if ctx.has_run:
                                  "acc_age": "age acc.", "acc_class": "18-class acc.", "macro_f1": "macro F1"})
     st.dataframe(shown.style.format({c: "{:.3f}" for c in shown.columns if c != "images"}),
                  key="overview_headline_table")
-    st.caption(("Train and eval rows are" if "eval (out-of-fold)" in head.index else "Train rows are")
-               + " scored on out-of-fold predictions: each image by the fold model that did not see it.")
+    out_of_fold = [name.split(" ")[0] for name in head.index if name.endswith("(out-of-fold)")]
+    if out_of_fold:  # an imported run, or one from a model trained without folds, has none
+        st.caption(" and ".join(out_of_fold).capitalize() + " rows are scored on out-of-fold predictions: "
+                   "each image by the fold model that did not see it.")
 elif ctx.run_problem:
     st.warning(ctx.run_problem)
 else:

@@ -17,7 +17,29 @@ def test_overview_shows_counts_findings_and_metrics(app_data):
     assert shown["People (train)"] == "12"
     # headline metrics of the run: one macro F1 per split
     assert "Macro F1 · train (out-of-fold)" in shown and "Macro F1 · eval" in shown
+    assert any(c.value.startswith("Train rows are scored on out-of-fold") for c in at.caption)
     assert not at.error
+
+
+def test_a_run_without_folds_is_not_called_out_of_fold(app_data, tmp_path):
+    """An imported run (or one from a model trained without folds) has fold -1 everywhere: the
+    Overview used to say "Train rows are scored on out-of-fold predictions" all the same."""
+    import pandas as pd
+
+    from audit.runs import PREDICTIONS_NAME
+    from test_app_support import run_copy
+
+    run = run_copy(app_data, tmp_path / "imported")
+    preds = pd.read_parquet(run / PREDICTIONS_NAME)
+    preds["fold"] = -1
+    preds.to_parquet(run / PREDICTIONS_NAME, index=False)
+    at = page_test("overview", app_data)
+    at.session_state["run_dir"] = str(run)
+    at.run()
+    assert not at.exception, at.exception
+    shown = {m.label for m in at.metric}
+    assert "Macro F1 · train" in shown and not any("out-of-fold" in label for label in shown), shown
+    assert not any("out-of-fold" in c.value for c in at.caption), [c.value for c in at.caption]
 
 
 def test_overview_filters_findings(app_data, tmp_path):

@@ -101,6 +101,7 @@ def test_metric_by_group_table_and_gap():
 
 def test_headline_metrics_per_split():
     df = _frame(seed=8)
+    df["fold"] = np.where(df["split"] == "train", 0, -1)
     h = M.headline_metrics(df)
     assert list(h.index) == ["train (out-of-fold)", "eval"]
     ev = df[df["split"] == "eval"]
@@ -112,3 +113,7 @@ def test_headline_metrics_per_split():
     assert list(M.headline_metrics(df).index) == ["train (out-of-fold)", "eval"]
     df["fold"] = 1
     assert list(M.headline_metrics(df).index) == ["train (out-of-fold)", "eval (out-of-fold)"]
+    # an imported run (or a model trained without folds): no row was predicted out-of-fold
+    df["fold"] = -1
+    assert list(M.headline_metrics(df).index) == ["train", "eval"]
+    assert list(M.headline_metrics(df.drop(columns="fold")).index) == ["train", "eval"]
