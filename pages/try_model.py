@@ -8,12 +8,13 @@ workspace/uploads/ under their content hash, never in the data folder.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
 from audit import labels, workspace
-from ui import app_cache, plots
+from ui import app_cache, plots, sample_detail
 from ui.review_widgets import plain
 
 MAX_UPLOAD_MB = 10  # per photo; .streamlit/config.toml's maxUploadSize is the browser-side cap
@@ -86,11 +87,4 @@ for (name, path), pred in zip(stored, predictions):
         st.plotly_chart(plots.probability_bars(probs), key=f"try_probs_{path.name}", config={"displayModeBar": False})
         m, g, a = labels.split_class(int(pred["class_id"]))
         predicted = dict(zip(labels.FIELDS, (m, g, a)))[head]
-        try:
-            overlays = app_cache.explain_upload(model_key, str(path), head, int(predicted), bins)
-        except Exception as err:
-            st.error(f"Grad-CAM failed: {plain(app_cache.one_line(err))}")
-            continue
-        cols = st.columns(len(overlays))
-        for col, (caption, image) in zip(cols, overlays):
-            col.image(image, caption=caption, width="stretch")
+        sample_detail.draw_overlays(partial(app_cache.explain_upload, model_key, str(path), head, int(predicted), bins))

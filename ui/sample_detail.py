@@ -3,6 +3,7 @@ provenance, suspect evidence), and thumbnails; shared by Samples and Label noise
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import streamlit as st
 from audit import labels
 from audit.thumbnails import ensure_thumbnails, safe_data_path
 from ui import app_cache, plots
+from ui.review_widgets import plain
 
 THUMB_SIZE = (144, 192)  # (width, height): a 3:4 tile, sharp at six tiles per row
 
@@ -125,6 +127,20 @@ def draw_strip(ctx: app_cache.AppContext, rows: pd.DataFrame, *, highlight: str 
                     f"{labels.GENDER_NAMES[int(r['pred_gender'])][0]} · {ctx.bins.labels[int(r['pred_age_bin'])]}")
 
 
+def draw_overlays(compute: Callable[[], list[tuple[str, object]]]) -> bool:
+    """The Grad-CAM and EigenCAM overlays [(caption, image)] that `compute()` returns, side by side;
+    one error line instead, and False, when it fails (a model server gone, a file replaced)."""
+    try:
+        overlays = compute()
+    except Exception as err:  # whatever the model or its server raised: one line on the page
+        st.error(f"Grad-CAM failed: {plain(app_cache.one_line(err))}")
+        return False
+    cols = st.columns(len(overlays))
+    for col, (caption, image) in zip(cols, overlays):
+        col.image(image, caption=caption, width="stretch")
+    return True
+
+
 def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
     """Grad-CAM and EigenCAM overlays for the given and the predicted value of a head, on demand."""
     st.markdown("**Grad-CAM**")
@@ -153,20 +169,19 @@ def draw_gradcam(ctx: app_cache.AppContext, row: pd.Series) -> None:
         return
     g, p = heads[head].label_column, heads[head].pred_column
     sha = str(ctx.meta.get("checkpoint_sha256", ""))
-    try:
+    crop = None  # a model server's input crop comes with its overlays
+
+    def overlays():
+        nonlocal crop
         if remote:
-            overlays, crop = app_cache.remote_gradcam_overlays(remote, str(path), app_cache._stat_stamp([path]),
-                                                               head, int(row[g]), int(row[p]), ctx.bins)
-        else:
-            overlays = app_cache.gradcam_overlays(str(checkpoint), sha, str(path),
-                                                  app_cache._stat_stamp([path]), head, int(row[g]), int(row[p]),
-                                                  ctx.bins)
-    except Exception as err:
-        st.error(f"Grad-CAM failed: {app_cache.one_line(err)}")
+            shown, crop = app_cache.remote_gradcam_overlays(remote, str(path), app_cache._stat_stamp([path]),
+                                                            head, int(row[g]), int(row[p]), ctx.bins)
+            return shown
+        return app_cache.gradcam_overlays(str(checkpoint), sha, str(path), app_cache._stat_stamp([path]), head,
+                                          int(row[g]), int(row[p]), ctx.bins)
+
+    if not draw_overlays(overlays):
         return
-    cols = st.columns(len(overlays))
-    for col, (caption, image) in zip(cols, overlays):
-        col.image(image, caption=caption, width="stretch")
     notes = []
     if int(row.get("fold", -1)) >= 0:
         # The run's probabilities for this row come from the fold model that did not see the person.
