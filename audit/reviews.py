@@ -385,13 +385,15 @@ class ReviewStore:
                                  "count": pd.Series(dtype="int64")})
         return (latest.groupby(["field", "decision"]).size().rename("count").reset_index())
 
+    _SHARED_ITEMS_SQL = (
+        f"SELECT {', '.join(COLUMNS)} FROM decisions WHERE fingerprint = ? AND decision != 'skip' "
+        "AND (item, field) IN (SELECT item, field FROM decisions WHERE fingerprint = ? "
+        "AND decision != 'skip' GROUP BY item, field HAVING COUNT(DISTINCT reviewer) >= 2) ORDER BY id")
+
     def _votes_of_shared_items(self, fingerprint: str) -> pd.DataFrame:
         """History rows (no skips) of the items that two or more reviewers decided, oldest first.
         The cut is made in SQL: most items have one reviewer, and pages ask on every rerun."""
-        sql = (f"SELECT {', '.join(COLUMNS)} FROM decisions WHERE fingerprint = ? AND decision != 'skip' "
-               "AND (item, field) IN (SELECT item, field FROM decisions WHERE fingerprint = ? "
-               "AND decision != 'skip' GROUP BY item, field HAVING COUNT(DISTINCT reviewer) >= 2) ORDER BY id")
-        return self._frame(sql, [fingerprint, fingerprint])
+        return self._frame(self._SHARED_ITEMS_SQL, [fingerprint, fingerprint])
 
     def conflicts(self, fingerprint: str) -> pd.DataFrame:
         """Items two or more reviewers decided differently: one row per (item, field).
@@ -403,10 +405,12 @@ class ReviewStore:
         conflict. Columns: item, field, votes ("alice: 1; bob: 0", codes), parties, resolved,
         resolved_by, value (the latest decided code), given, suggested, split, person, path, created.
         """
-        hist = self._votes_of_shared_items(fingerprint)
-        # Plain dicts and lists: per-group pandas access costs milliseconds a group.
+        with self._connection() as con:
+            hist = con.execute(self._SHARED_ITEMS_SQL, [fingerprint, fingerprint]).fetchall()
+        # Plain dicts and lists, no frame: per-group pandas access costs milliseconds a group, and
+        # Label noise asks on every keyed decision (a frame of no rows alone cost ~5 ms there).
         groups: dict[tuple, list[dict]] = {}
-        for r in hist.to_dict("records"):
+        for r in (dict(zip(COLUMNS, row)) for row in hist):
             groups.setdefault((r["item"], r["field"]), []).append(r)
         out = []
         for (item, field), rows in groups.items():

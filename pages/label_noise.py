@@ -82,7 +82,8 @@ latest = store.latest(ctx.fingerprint)
 decided = rw.decided_lookup(latest)
 
 # ---------------------------------------------------------------- filters
-detector_names = sorted({d for ds in queue["detectors"].astype(str).unique() for d in ds.split(", ") if d})
+queue_keys = app_cache.cached_queue_keys(run_path, app_cache.run_stamp(ctx.run_path), SEP)
+detector_names = list(queue_keys.detector_names)
 f1, f2, f3, f4 = st.columns([2, 3, 2, 3])
 fields = f1.multiselect("Field", list(rw.FIELD_NAMES), format_func=rw.FIELD_NAMES.get, key="label_noise_field")
 detectors = f2.multiselect("Flagged by", detector_names, format_func=rw.detector_name, key="label_noise_detector",
@@ -110,8 +111,8 @@ if search.strip():
     hay = (ordered["item"].astype(str) + "\n" + ordered["path"].astype(str)).str.lower()
     ordered = ordered[hay.str.contains(needle, regex=False)]
 def key_strings(frame) -> np.ndarray:
-    """(N,) 'item<SEP>field' strings of queue rows."""
-    return (frame["item"].astype(str) + SEP + frame["field"].astype(str)).to_numpy()
+    """(N,) 'item<SEP>field' strings of queue rows (the frame is the queue or rows of it)."""
+    return queue_keys.keys[frame.index.to_numpy()]
 
 
 decided_keys = {f"{item}{SEP}{field}" for (item, field), d in decided.items() if rw.is_decided(d)}
@@ -126,7 +127,7 @@ else:
     shown = ordered
 shown_key_strings = key_strings(shown)
 
-queue_key_set = set(key_strings(queue)) if decided else set()
+queue_key_set = queue_keys.key_set
 n_decided = sum(k in queue_key_set for k in decided_keys)
 n_skipped = sum(k in queue_key_set for k in skipped_keys)
 m1, m2, m3 = st.columns(3)
