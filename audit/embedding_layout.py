@@ -28,10 +28,15 @@ from audit.runs import EMBEDDINGS_NAME
 METHODS = ("umap", "pca")
 # metrics whose neighbour graph we compute exactly with BLAS instead of umap's NN-descent
 EXACT_KNN_METRICS = ("cosine", "euclidean")
-# Above this many rows the exact search (N^2 work: 13 minutes at 315,000 rows, then killed for
-# memory) gives way to umap's approximate NN-descent, which grows near-linearly. Full scale
-# (31,500) stays exact and deterministic.
+# Above this many rows UMAP is fitted on a sample and the rest placed by their neighbours in it
+# (`umap_layout`). Neither the exact search over all rows (N^2: 13 minutes at 315,000 rows, then
+# killed for memory) nor umap's own NN-descent over all rows (38 minutes on the loaded 2-core box,
+# then killed for memory at 21.8 GB, BENCHMARKS.md) fits there. Full scale (31,500) is fitted whole.
 EXACT_KNN_MAX_ROWS = 60_000
+# The sample UMAP is fitted on above EXACT_KNN_MAX_ROWS (deterministic: default_rng(seed or 0)).
+UMAP_FIT_ROWS = 50_000
+# A placed row sits at the distance-weighted mean of this many nearest sampled rows' positions.
+PLACE_NEIGHBOURS = 5
 # Bump when the layout computation changes in a way that makes old cached files wrong.
 LAYOUT_VERSION = 1
 
@@ -191,7 +196,9 @@ def umap_layout(
 
     Imports umap here (first import in a process: ~25 s of numba compilation). For cosine and
     euclidean up to EXACT_KNN_MAX_ROWS rows the neighbour graph is computed exactly by `exact_knn`
-    and handed to umap; other metrics and larger runs use umap's own approximate search. n_neighbors is clipped to N - 1 for tiny runs; below 4 rows
+    and handed to umap; above it, UMAP is fitted on UMAP_FIT_ROWS sampled rows and the others are
+    placed by their nearest sampled rows (`_umap_of_sample_placing_the_rest`); other metrics use
+    umap's own approximate search. n_neighbors is clipped to N - 1 for tiny runs; below 4 rows
     UMAP is undefined and the PCA layout is returned. With a seed, umap's optimisation runs
     single-threaded (its reproducibility rule); seed=None uses all cores.
     """
@@ -201,6 +208,8 @@ def umap_layout(
     n = x.shape[0]
     if n < 4:
         return pca_layout(x)
+    if n > EXACT_KNN_MAX_ROWS and p.metric in EXACT_KNN_METRICS and UMAP_FIT_ROWS < n:
+        return _umap_of_sample_placing_the_rest(x, p, progress)
     k = min(p.n_neighbors, n - 1)
     knn = (None, None, None)
     if p.metric in EXACT_KNN_METRICS and n <= EXACT_KNN_MAX_ROWS:
@@ -235,6 +244,69 @@ def umap_layout(
     if progress:
         progress(2, 2, "UMAP done")
     return np.ascontiguousarray(result, dtype=np.float32)
+
+
+def _umap_of_sample_placing_the_rest(x: np.ndarray, p: UmapParams, progress: Progress | None) -> np.ndarray:
+    """(N, D) float32 -> (N, 2): UMAP of UMAP_FIT_ROWS sampled rows (exact neighbours), every other
+    row at the distance-weighted mean of its PLACE_NEIGHBOURS nearest sampled rows' positions.
+
+    Memory stays O(sample + chunk x sample) and time near-linear in N (one pass of chunked matrix
+    products against the sample); a row that duplicates a sampled row lands on it.
+    """
+    n = x.shape[0]
+    rng = np.random.default_rng(0 if p.seed is None else p.seed)
+    fitted = np.sort(rng.choice(n, size=UMAP_FIT_ROWS, replace=False))
+    rest = np.setdiff1d(np.arange(n), fitted, assume_unique=True)
+    if progress:
+        progress(0, 2, f"UMAP of a {len(fitted):,}-row sample of {n:,}; the rest placed by neighbours")
+    out = np.empty((n, 2), dtype=np.float32)
+    out[fitted] = umap_layout(x[fitted], **dataclasses.asdict(p), progress=progress)
+    indices, dists = nearest_in(x[fitted], x[rest], PLACE_NEIGHBOURS, metric=p.metric)
+    weights = 1.0 / (dists + 1e-6)
+    weights /= weights.sum(axis=1, keepdims=True)
+    out[rest] = np.einsum("ik,ikj->ij", weights, out[fitted][indices])
+    if progress:
+        progress(2, 2, f"placed {len(rest):,} rows by their nearest sampled neighbours")
+    return out
+
+
+def nearest_in(reference: np.ndarray, query: np.ndarray, k: int, *, metric: str = "cosine",
+               chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest rows of `reference` (R, D) for each row of `query` (Q, D), by chunked BLAS.
+
+    -> (indices into reference (Q, k) int64, distances (Q, k) float32), nearest first. metric:
+    "cosine" (1 - cos) or "euclidean". Peak memory ~ chunk x R float32 (200 MB at 1024 x 50,000).
+    """
+    if metric not in EXACT_KNN_METRICS:
+        raise ValueError(f"nearest_in supports {EXACT_KNN_METRICS}, not {metric!r}")
+    ref, qry = _clean(reference), _clean(query)
+    k = int(min(k, ref.shape[0]))
+    if metric == "cosine":
+        for a in (ref, qry):
+            norms = np.linalg.norm(a, axis=1, keepdims=True)
+            a /= np.where(norms > 0, norms, 1.0)
+    else:
+        sq_ref = np.einsum("ij,ij->i", ref, ref)
+    indices = np.empty((qry.shape[0], k), dtype=np.int64)
+    dists = np.empty((qry.shape[0], k), dtype=np.float32)
+    for start in range(0, qry.shape[0], chunk):
+        q = qry[start:start + chunk]
+        d = q @ ref.T
+        if metric == "cosine":
+            np.subtract(1.0, d, out=d)
+        else:
+            d *= -2.0
+            d += np.einsum("ij,ij->i", q, q)[:, None]
+            d += sq_ref[None, :]
+        np.maximum(d, 0.0, out=d)
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < ref.shape[0] else np.tile(np.arange(k), (len(q), 1))
+        part_d = np.take_along_axis(d, part, axis=1)
+        order = np.argsort(part_d, axis=1, kind="stable")
+        indices[start:start + len(q)] = np.take_along_axis(part, order, axis=1)
+        dists[start:start + len(q)] = np.take_along_axis(part_d, order, axis=1)
+    if metric == "euclidean":
+        np.sqrt(dists, out=dists)
+    return indices, dists
 
 
 def compute_layout(embeddings: np.ndarray, method: str = "umap", *, progress: Progress | None = None,
@@ -411,3 +483,38 @@ def start_layout_in_background(run_dir: str | Path, method: str = "umap", **para
         return status
     jobs.start_job(layout_job_dir(run_dir, method, **params), layout_command(run_dir, method, **params))
     return "running"
+
+
+# ---------------------------------------------------------------- which points a map draws
+
+# The most points the Embeddings page draws by default. A browser without a GPU draws WebGL in
+# software: 31,500 points took ~2 s to show (BENCHMARKS.md, "App page speed"), 315,000 far more.
+MAX_DRAWN_POINTS = 20_000
+# Share of the drawn points that may go to kept rows (errors, suspects) when they are more than
+# fit: the rest is an even sample of everything else, so the clusters' shapes stay visible.
+KEPT_SHARE = 0.75
+
+
+def points_to_draw(keep: np.ndarray, score: np.ndarray, cap: int = MAX_DRAWN_POINTS, *,
+                   kept_share: float = KEPT_SHARE, seed: int = 0) -> np.ndarray:
+    """Which of N points to draw: sorted row numbers, at most `cap` of them; deterministic.
+
+    keep: (N,) bool, rows to draw whenever they fit (the model's errors, flagged suspects);
+    score: (N,) float, their order of precedence when they do not (highest first, ties by row).
+    All N when N <= cap. Otherwise every kept row if they fit in `cap * kept_share`, else the
+    `cap * kept_share` highest-scored ones; the remaining places go to an even random sample
+    (numpy's default_rng(seed)) of the other rows.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    n = len(keep)
+    if n <= cap:
+        return np.arange(n)
+    kept = np.flatnonzero(keep)
+    room = int(cap * kept_share)
+    if len(kept) > room:
+        order = np.lexsort((kept, -np.asarray(score, dtype=float)[kept]))
+        kept = kept[order[:room]]
+    others = np.flatnonzero(~np.isin(np.arange(n), kept))
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(others, size=min(cap - len(kept), len(others)), replace=False)
+    return np.sort(np.concatenate([kept, sample]))

@@ -87,23 +87,42 @@ COLOURS = {
     "Confidence": lambda d: d["confidence"].rename("confidence"),
 }
 CONTINUOUS = {"Suspect score", "Confidence"}
-c1, c2 = st.columns([2, 3])
-colour_by = c1.selectbox("Colour by", list(COLOURS), key="embeddings_colour")
-only = c2.multiselect("Show split", ["train", "eval"], key="embeddings_split",
-                      help="Empty = both splits.")
-
-rows = np.arange(len(df)) if not only else np.flatnonzero(df["split"].isin(only).to_numpy())
-hover = np.asarray(app_cache.cached_hover_text(run_path, stamp, bins), dtype=object)
-colour = COLOURS[colour_by](df).reset_index(drop=True)
 ORDERED = {"Given class": names, "Predicted class": names, "Mask (given)": labels.MASK_NAMES,
            "Mask (predicted)": labels.MASK_NAMES, "Gender (given)": labels.GENDER_NAMES,
            "Gender (predicted)": labels.GENDER_NAMES, "Age bin (given)": bins.labels, "Age bin (predicted)": bins.labels}
-fig = plots.embedding_figure(xy[rows], colour.iloc[rows].reset_index(drop=True), hover[rows],
-                             continuous=colour_by in CONTINUOUS, categories=ORDERED.get(colour_by))
-# customdata holds positions in `rows`; map back to rows of the run
+c1, c2 = st.columns([2, 3])
+only = c1.multiselect("Show split", ["train", "eval"], key="embeddings_split", help="Empty = both splits.")
+draw_all = c2.toggle("Draw every point", key="embeddings_all",
+                     help=f"By default at most {embedding_layout.MAX_DRAWN_POINTS:,} points are drawn: a browser "
+                          "without a GPU draws them in software, and many more make the page slow.")
+
+rows = np.arange(len(df)) if not only else np.flatnonzero(df["split"].isin(only).to_numpy())
+# Kept whenever they fit: the model's errors and the flagged label-noise suspects.
+queue = app_cache.cached_suspects(run_path, stamp)
+flagged = np.zeros(len(df), dtype=bool)
+if queue is not None and "flagged" in queue:
+    hits = queue[queue["flagged"].astype(bool)]
+    flagged = (df["path"].isin(hits.loc[hits["item_kind"] == "image", "item"])
+               | df["person"].isin(hits.loc[hits["item_kind"] == "person", "item"])).to_numpy()
+keep = flagged | ~df["correct"].to_numpy()
+shown = rows if draw_all else rows[embedding_layout.points_to_draw(
+    keep[rows], df["suspect_score"].to_numpy()[rows], embedding_layout.MAX_DRAWN_POINTS)]
+if len(shown) < len(rows):
+    kept_shown = int(keep[shown].sum())
+    kept_all = int(keep[rows].sum())
+    which = (f"every model error and flagged label-noise suspect ({kept_all:,})" if kept_shown == kept_all else
+             f"the {kept_shown:,} of {kept_all:,} model errors and flagged suspects with the highest suspect scores")
+    st.caption(f"**{len(shown):,} of {len(rows):,} points shown**: {which}, and an even random sample of the "
+               "others (fixed seed, so the same points each time). Turn on “Draw every point” to see all of them.")
+
+hover = np.asarray(app_cache.cached_hover_text(run_path, stamp, bins), dtype=object)
+drawn = df.iloc[shown]
+colourings = {name: colour(drawn).reset_index(drop=True) for name, colour in COLOURS.items()}
+fig = plots.embedding_figure(xy[shown], colourings, hover[shown], continuous=CONTINUOUS, categories=ORDERED)
+# customdata holds positions in `shown`; map back to rows of the run
 event = st.plotly_chart(fig, key="embeddings_chart", on_select="rerun", selection_mode=("box", "lasso"))
-st.caption("Drag a lasso (or switch to box select in the chart's toolbar) to select images; "
-           "double-click the chart to clear.")
+st.caption("“Colour by” (below the map) recolours it in the browser. Drag a lasso (or switch to box select in "
+           "the chart's toolbar) to select images; double-click the chart to clear.")
 
 points = event.selection.points if event and event.selection else []
 if points:
@@ -113,7 +132,7 @@ if points:
         if isinstance(cd, (list, tuple)):
             cd = cd[0]
         if cd is not None:
-            picked.append(rows[int(cd)])
+            picked.append(shown[int(cd)])
     selected = df.iloc[sorted(set(picked))]
     wrong = int((~selected["correct"]).sum())
     m1, m2 = st.columns([3, 1])

@@ -252,11 +252,25 @@ def test_umap_layout_small_run(tmp_path):
     assert el.umap_layout(x[:8], n_neighbors=15).shape == (8, 2)
 
 
-def test_large_runs_use_the_approximate_neighbour_search(monkeypatch):
-    """Above EXACT_KNN_MAX_ROWS the quadratic exact search is skipped (umap's NN-descent instead)."""
-    calls = []
-    monkeypatch.setattr(el, "exact_knn", lambda *a, **k: calls.append(1) or (_ for _ in ()).throw(AssertionError))
+def test_large_runs_fit_a_sample_and_place_the_rest(monkeypatch):
+    """Above EXACT_KNN_MAX_ROWS UMAP is fitted on UMAP_FIT_ROWS sampled rows (exact neighbours, on
+    the sample only) and every other row is placed among its nearest sampled rows."""
+    sizes = []
+    real_exact_knn = el.exact_knn
+    monkeypatch.setattr(el, "exact_knn", lambda x, *a, **k: sizes.append(len(x)) or real_exact_knn(x, *a, **k))
     monkeypatch.setattr(el, "EXACT_KNN_MAX_ROWS", 100)
+    monkeypatch.setattr(el, "UMAP_FIT_ROWS", 80)
     x, _ = _clustered(n=300, d=8)
     layout = el.umap_layout(x, n_neighbors=10, n_epochs=20)
-    assert layout.shape == (300, 2) and np.isfinite(layout).all() and not calls
+    assert layout.shape == (300, 2) and np.isfinite(layout).all()
+    assert sizes == [80]
+    assert np.array_equal(layout, el.umap_layout(x, n_neighbors=10, n_epochs=20))  # deterministic
+
+
+def test_nearest_in_matches_brute_force():
+    rng = np.random.default_rng(0)
+    ref, qry = rng.normal(size=(200, 6)).astype(np.float32), rng.normal(size=(50, 6)).astype(np.float32)
+    idx, dist = el.nearest_in(ref, qry, 4, metric="euclidean", chunk=16)
+    full = np.linalg.norm(qry[:, None, :] - ref[None, :, :], axis=2)
+    assert np.array_equal(idx, np.argsort(full, axis=1)[:, :4])
+    assert np.allclose(dist, np.sort(full, axis=1)[:, :4], atol=1e-4)

@@ -1,6 +1,8 @@
 """Plotly figure builders for the pages: data in, `go.Figure` out, no streamlit."""
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -69,38 +71,106 @@ def confusion_figure(matrix: np.ndarray, labels: list[str], *, normalised: bool,
     return fig
 
 
-def embedding_figure(xy: np.ndarray, colour: pd.Series, hover: list[str] | np.ndarray, *, title: str = "",
-                     continuous: bool = False, categories=None, height: int = 650) -> go.Figure:
-    """WebGL scatter of an (N, 2) layout; `colour` (N,) is categorical or, if `continuous`, numeric.
+def _discrete_scale(colours: list[str]) -> list:
+    """A step colorscale giving integer code i (with cmin -0.5, cmax k - 0.5) the colour colours[i]."""
+    k = len(colours)
+    scale = []
+    for i, c in enumerate(colours):
+        scale += [[i / k, c], [(i + 1) / k, c]]
+    return scale
 
-    `categories`: the legend order of categorical values (default: sorted).
 
-    Each point's customdata is its row number in `xy`, so a selection maps back to rows.
+def typed_array(values: np.ndarray) -> dict:
+    """(N,) uint8 / float32 -> plotly's base64 typed-array spec: ~1.3 bytes a byte in the JSON and
+    one string to parse, where a JSON list costs 2-6 bytes and one parsed number a value.
+    Plotly.js decodes it anywhere a data array goes, in `restyle` arguments too."""
+    values = np.ascontiguousarray(values)
+    return {"dtype": values.dtype.str.lstrip("<|"), "bdata": base64.b64encode(values.tobytes()).decode("ascii")}
+
+
+def _colouring_style(values: pd.Series, *, continuous: bool, categories=None) -> tuple[dict, list[tuple[str, str]]]:
+    """One colouring of the points -> (trace-0 marker settings, [(legend name, colour)]).
+
+    Categorical values become uint8 codes on a step colorscale (a categorical colouring is one
+    byte a point, not a colour string); continuous ones float32 on Viridis.
+    """
+    if continuous:
+        v = np.asarray(values, dtype=np.float32)
+        finite = v[np.isfinite(v)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        return ({"color": v, "colorscale": "Viridis", "cmin": lo, "cmax": hi if hi > lo else lo + 1.0,
+                 "showscale": True, "colorbar.title.text": str(values.name or "")}, [])
+    found, uniques = pd.factorize(pd.Series(values).to_numpy(), use_na_sentinel=False)
+    uniques = [str(u) for u in uniques]  # as shown in the legend (a missing value: "nan")
+    present = set(uniques)
+    # legend in the order values appear in `categories` (e.g. class order), else sorted
+    order = [v for v in dict.fromkeys(map(str, categories)) if v in present] if categories is not None \
+        else sorted(present)
+    order += sorted(present - set(order))
+    if len(order) > 255:
+        raise ValueError(f"{values.name}: {len(order)} categories, more than a colouring can tell apart")
+    colours = [KNOWN_COLOURS.get(v, CATEGORICAL[i % len(CATEGORICAL)]) for i, v in enumerate(order)]
+    position = {v: i for i, v in enumerate(order)}
+    codes = np.array([position[u] for u in uniques], dtype=np.uint8)[found]
+    return ({"color": codes, "colorscale": _discrete_scale(colours), "cmin": -0.5, "cmax": len(order) - 0.5,
+             "showscale": False, "colorbar.title.text": ""}, list(zip(order, colours)))
+
+
+def embedding_figure(xy: np.ndarray, colourings: dict[str, pd.Series], hover: list[str] | np.ndarray, *,
+                     initial: str | None = None, continuous=(), categories: dict | None = None,
+                     title: str = "", height: int = 650) -> go.Figure:
+    """WebGL scatter of an (N, 2) layout that recolours in the browser.
+
+    `colourings`: {option name: (N,) values}, categorical or, for names in `continuous`, numeric;
+    `categories`: {option name: legend order of its values} (default: sorted). `initial`: the
+    colouring shown first (default: the first).
+
+    Trace 0 holds every point (its customdata is the row number in `xy`, so a selection maps back
+    to rows). Traces 1..K hold no points: they are the legend's keys, K = the most values of any
+    colouring. The "Colour by" dropdown (layout.updatemenus[0], one button per colouring, method
+    "restyle") sets trace 0's marker colours and the keys' names, colours and visibility in the
+    browser, without a Streamlit rerun: switching costs no round trip however many points there
+    are. The figure carries every colouring as a base64 typed array (1 byte a point for a
+    categorical one, 4 for a continuous one).
     """
     xy = np.asarray(xy, dtype=np.float32)
-    rows = np.arange(len(xy))
-    fig = go.Figure()
+    names = list(colourings)
+    initial = initial if initial in colourings else names[0]
+    styles = {name: _colouring_style(colourings[name], continuous=name in continuous,
+                                     categories=(categories or {}).get(name)) for name in names}
+    n_keys = max([len(keys) for _marker, keys in styles.values()] + [1])
     marker_size = 4 if len(xy) > 5000 else 6
-    if continuous:
-        fig.add_trace(go.Scattergl(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=rows, hovertext=hover, hoverinfo="text",
-            marker=dict(size=marker_size, color=np.asarray(colour, dtype=float), colorscale="Viridis",
-                        showscale=True, colorbar=dict(title=str(colour.name or ""))), showlegend=False))
-    else:
-        values = colour.astype(str).to_numpy()
-        hover = np.asarray(hover, dtype=object)
-        # legend in the order values first appear in `categories` (e.g. class order), else sorted
-        order = [v for v in dict.fromkeys(map(str, categories))] if categories is not None else sorted(set(values))
-        for i, value in enumerate(v for v in order if v in set(values)):
-            m = values == value
-            fig.add_trace(go.Scattergl(
-                x=xy[m, 0], y=xy[m, 1], mode="markers", name=value, customdata=rows[m], hovertext=hover[m],
-                hoverinfo="text", marker=dict(size=marker_size,
-                                              color=KNOWN_COLOURS.get(value, CATEGORICAL[i % len(CATEGORICAL)]))))
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+    fig = go.Figure()
+    first_marker, first_keys = styles[initial]
+    fig.add_trace(go.Scattergl(
+        x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=np.arange(len(xy), dtype=np.int32), hovertext=hover,
+        hoverinfo="text", showlegend=False, name="images",
+        marker={"size": marker_size, **{k: v for k, v in first_marker.items() if k != "colorbar.title.text"},
+                "colorbar": {"title": {"text": first_marker["colorbar.title.text"]}}}))
+    for j in range(n_keys):
+        value, colour = first_keys[j] if j < len(first_keys) else ("", "#000000")
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=value, visible=j < len(first_keys),
+                                 marker=dict(size=8, color=colour), hoverinfo="skip", showlegend=True))
+    buttons = []
+    for name in names:
+        marker, keys = styles[name]
+        keys = keys + [("", "#000000")] * (n_keys - len(keys))
+        # restyle values are per trace: [trace 0, key 1, ..., key K]
+        args = {f"marker.{k}": [v] + [None] * n_keys for k, v in marker.items() if k != "color"}
+        args["marker.color"] = [typed_array(marker["color"])] + [colour for _v, colour in keys]
+        args["name"] = ["images"] + [value for value, _c in keys]
+        args["visible"] = [True] + [value != "" for value, _c in keys]
+        buttons.append(dict(label=name, method="restyle", args=[args]))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=44),
                       dragmode="lasso",
                       # legend above the plot, left: the toolbar (top right) no longer covers its first entry
                       legend=dict(itemsizing="constant", orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+                      # below the plot, opening upwards: clear of the legend and of the toolbar
+                      updatemenus=[dict(type="dropdown", direction="up", buttons=buttons, active=names.index(initial),
+                                        x=0.08, xanchor="left", y=-0.01, yanchor="top", showactive=True,
+                                        bgcolor="white", bordercolor="#BBBBBB", font=dict(size=12))],
+                      annotations=[dict(text="Colour by", x=0, xanchor="left", y=-0.045, yanchor="middle",
+                                        xref="paper", yref="paper", showarrow=False, font=dict(size=12))],
                       xaxis=dict(showticklabels=False, zeroline=False),
                       yaxis=dict(showticklabels=False, zeroline=False))
     return fig
