@@ -110,8 +110,10 @@ shown = rows if draw_all else rows[embedding_layout.points_to_draw(
 if len(shown) < len(rows):
     kept_shown = int(keep[shown].sum())
     kept_all = int(keep[rows].sum())
+    room = int(embedding_layout.MAX_DRAWN_POINTS * embedding_layout.KEPT_SHARE)
     which = (f"every model error and flagged label-noise suspect ({kept_all:,})" if kept_shown == kept_all else
-             f"the {kept_shown:,} of {kept_all:,} model errors and flagged suspects with the highest suspect scores")
+             f"{kept_shown:,} of the {kept_all:,} model errors and flagged suspects (the {room:,} with the highest "
+             "suspect scores, the others as the sample drew them)")
     st.caption(f"**{len(shown):,} of {len(rows):,} points shown**: {which}, and an even random sample of the "
                "others (fixed seed, so the same points each time). Turn on “Draw every point” to see all of them.")
 
