@@ -40,6 +40,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
 TRAIN_SLOTS = ("mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal")
 EMBEDDING_DIM = 96  # the committed demo model's pooled width
@@ -93,14 +94,10 @@ def build_tree(out: Path, manifest: Path, scale: int) -> Path:
 
 
 def _head(rng, given: np.ndarray, k: int, wrong_rate: float) -> np.ndarray:
-    n = len(given)
-    target = given.copy()
-    flip = rng.random(n) < wrong_rate
-    target[flip] = (given[flip] + rng.integers(1, k, flip.sum())) % k
-    logits = rng.normal(0, 0.7, (n, k))
-    logits[np.arange(n), target] += 3.0
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return p / p.sum(axis=1, keepdims=True)
+    # the browser test's made-up head (tests/ is on sys.path above)
+    from test_browser_e2e import synthetic_head_probs
+
+    return synthetic_head_probs(rng, given, k, wrong_rate)
 
 
 def synthetic_run(index, run_dir: Path, *, seed: int = 0, dim: int = EMBEDDING_DIM) -> Path:

@@ -31,6 +31,18 @@ PAGES = {  # url path -> (title, a selector that shows the page's main content)
 
 # -- the workspace --------------------------------------------------------------------------------
 
+def synthetic_head_probs(rng, given: np.ndarray, k: int, wrong_rate: float) -> np.ndarray:
+    """(N, k) probabilities of a made-up head: confident, and wrong on about `wrong_rate` of rows."""
+    n = len(given)
+    target = given.copy()
+    flip = rng.random(n) < wrong_rate
+    target[flip] = (given[flip] + rng.integers(1, k, flip.sum())) % k
+    logits = rng.normal(0, 0.7, (n, k))
+    logits[np.arange(n), target] += 3.0
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def synthetic_run(index, run_dir: Path, *, seed: int = 0, embedding_dim: int = 16) -> Path:
     """A run over `index` without a model: per-head probabilities peaked on the given label, with
     a seeded share of confident mistakes; embeddings are class centroids plus noise (N, D)."""
@@ -42,13 +54,7 @@ def synthetic_run(index, run_dir: Path, *, seed: int = 0, embedding_dim: int = 1
     n = len(images)
 
     def head(given: np.ndarray, k: int, wrong_rate: float) -> np.ndarray:
-        target = given.copy()
-        flip = rng.random(n) < wrong_rate
-        target[flip] = (given[flip] + rng.integers(1, k, flip.sum())) % k
-        logits = rng.normal(0, 0.7, (n, k))
-        logits[np.arange(n), target] += 3.0
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True)
+        return synthetic_head_probs(rng, given, k, wrong_rate)
 
     rows = images.loc[:, list(INDEX_COLUMNS)].copy()
     rows["fold"] = np.where(rows["split"] == "train", rng.integers(0, 3, n), -1)
