@@ -144,42 +144,7 @@ def exact_knn(embeddings: np.ndarray, k: int, *, metric: str = "cosine", chunk: 
     "euclidean". For 31,500 x 1024 this is 2 TFLOP of GEMM in 512-row chunks (~200 MB peak each):
     faster than umap's NN-descent on 2 cores, deterministic, and it skips compiling pynndescent.
     """
-    if metric not in EXACT_KNN_METRICS:
-        raise ValueError(f"exact_knn supports {EXACT_KNN_METRICS}, not {metric!r}")
-    x = _clean(embeddings)
-    n = x.shape[0]
-    k = int(min(k, n))
-    if metric == "cosine":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        x /= np.where(norms > 0, norms, 1.0)
-    else:
-        sq = np.einsum("ij,ij->i", x, x)
-    indices = np.empty((n, k), dtype=np.int64)
-    dists = np.empty((n, k), dtype=np.float32)
-    starts = range(0, n, chunk)
-    for step, start in enumerate(starts):
-        stop = min(start + chunk, n)
-        d = x[start:stop] @ x.T  # (c, N) similarities
-        if metric == "cosine":
-            np.subtract(1.0, d, out=d)
-        else:
-            d *= -2.0
-            d += sq[start:stop, None]
-            d += sq[None, :]
-        np.maximum(d, 0.0, out=d)  # rounding can make near-duplicates slightly negative
-        rows = np.arange(stop - start)
-        d[rows, rows + start] = -1.0  # the point itself comes first, even among duplicates
-        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
-        part_d = np.take_along_axis(d, part, axis=1)
-        order = np.argsort(part_d, axis=1, kind="stable")
-        indices[start:stop] = np.take_along_axis(part, order, axis=1)
-        dists[start:stop] = np.take_along_axis(part_d, order, axis=1)
-        if progress:
-            progress(step + 1, len(starts), "exact nearest neighbours")
-    dists[:, 0] = 0.0
-    if metric == "euclidean":
-        np.sqrt(dists, out=dists)
-    return indices, dists
+    return nearest_in(embeddings, None, k, metric=metric, chunk=chunk, progress=progress)
 
 
 def umap_layout(
@@ -270,26 +235,30 @@ def _umap_of_sample_placing_the_rest(x: np.ndarray, p: UmapParams, progress: Pro
     return out
 
 
-def nearest_in(reference: np.ndarray, query: np.ndarray, k: int, *, metric: str = "cosine",
-               chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest rows of `reference` (R, D) for each row of `query` (Q, D), by chunked BLAS.
+def nearest_in(reference: np.ndarray, query: np.ndarray | None, k: int, *, metric: str = "cosine",
+               chunk: int = 1024, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest rows of `reference` (R, D) for each row of `query` (Q, D), by chunked BLAS;
+    `query` None: the reference's own rows, each row's own index first (`exact_knn`).
 
     -> (indices into reference (Q, k) int64, distances (Q, k) float32), nearest first. metric:
     "cosine" (1 - cos) or "euclidean". Peak memory ~ chunk x R float32 (200 MB at 1024 x 50,000).
     """
     if metric not in EXACT_KNN_METRICS:
-        raise ValueError(f"nearest_in supports {EXACT_KNN_METRICS}, not {metric!r}")
-    ref, qry = _clean(reference), _clean(query)
+        raise ValueError(f"nearest neighbours support {EXACT_KNN_METRICS}, not {metric!r}")
+    itself = query is None
+    ref = _clean(reference)
+    qry = ref if itself else _clean(query)
     k = int(min(k, ref.shape[0]))
     if metric == "cosine":
-        for a in (ref, qry):
+        for a in ((ref,) if itself else (ref, qry)):
             norms = np.linalg.norm(a, axis=1, keepdims=True)
             a /= np.where(norms > 0, norms, 1.0)
     else:
         sq_ref = np.einsum("ij,ij->i", ref, ref)
     indices = np.empty((qry.shape[0], k), dtype=np.int64)
     dists = np.empty((qry.shape[0], k), dtype=np.float32)
-    for start in range(0, qry.shape[0], chunk):
+    starts = range(0, qry.shape[0], chunk)
+    for step, start in enumerate(starts):
         q = qry[start:start + chunk]
         d = q @ ref.T
         if metric == "cosine":
@@ -298,12 +267,19 @@ def nearest_in(reference: np.ndarray, query: np.ndarray, k: int, *, metric: str 
             d *= -2.0
             d += np.einsum("ij,ij->i", q, q)[:, None]
             d += sq_ref[None, :]
-        np.maximum(d, 0.0, out=d)
+        np.maximum(d, 0.0, out=d)  # rounding can make near-duplicates slightly negative
+        if itself:
+            rows = np.arange(len(q))
+            d[rows, rows + start] = -1.0  # the point itself comes first, even among duplicates
         part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < ref.shape[0] else np.tile(np.arange(k), (len(q), 1))
         part_d = np.take_along_axis(d, part, axis=1)
         order = np.argsort(part_d, axis=1, kind="stable")
         indices[start:start + len(q)] = np.take_along_axis(part, order, axis=1)
         dists[start:start + len(q)] = np.take_along_axis(part_d, order, axis=1)
+        if progress:
+            progress(step + 1, len(starts), "exact nearest neighbours")
+    if itself:
+        dists[:, 0] = 0.0
     if metric == "euclidean":
         np.sqrt(dists, out=dists)
     return indices, dists
