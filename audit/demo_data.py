@@ -34,7 +34,7 @@ from audit.labels import DEFAULT_BINS, GENDERS, TRAIN_MASK_TYPES
 from audit import face_drawing
 
 DEMO_FORMAT = "mask-audit-demo"
-DEMO_VERSION = 3  # 2: stronger age cues; 3: a coloured mask style in train
+DEMO_VERSION = 4  # 2: stronger age cues; 3: a coloured mask style in train; 4: a face split leak planted
 TRUTH_COLUMNS = (
     "path", "split", "person", "true_gender", "given_gender", "true_age", "given_age",
     "true_mask", "given_mask", "gender_corrupted", "age_corrupted", "mask_corrupted",
@@ -504,8 +504,9 @@ def contact_sheet(root, out_png, *, n: int = 36, columns: int = 6, seed: int = 0
 
 # -- planted data-quality defects (issue #15) -----------------------------------------------------
 #
-# Only a handful of files: eval images turned into copies of other pictures (their names then carry
-# the copied picture's labels, so truth.csv stays right), train photos replaced by a copy of another
+# Only a handful of files: eval images turned into copies of other pictures or into a train person's
+# face under another mask (their names then carry that picture's or person's labels, so truth.csv
+# stays right), train photos replaced by a copy of another
 # slot of the same person (same labels), by a stranger's face, or darkened / blurred / blanked.
 # Counts stay as they were (no file is added or removed), and every other file keeps its bytes.
 
@@ -514,7 +515,7 @@ QUALITY_TRUTH_COLUMNS = ("kind", "path", "related", "how")
 # Planted defect -> the finding kind(s) `audit.quality` must report for it.
 PLANTED_KINDS = {
     "exact_copy": ("exact_duplicate",), "near_copy": ("near_duplicate",),
-    "exact_leak": ("exact_duplicate", "split_leak"), "near_leak": ("split_leak",),
+    "exact_leak": ("exact_duplicate", "split_leak"), "near_leak": ("split_leak",), "face_leak": ("split_leak",),
     "stranger": ("person_outlier",), "dark": ("dark",), "blur": ("blurry",), "blank": ("low_information",),
 }
 
@@ -527,7 +528,9 @@ class QualityDefects:
 
     exact_duplicate: float = 0.002  # of images: a byte copy of another picture (train: same person's slot; eval: another eval image)
     near_duplicate: float = 0.002  # of images: an eval picture cropped 2%, brightened 4%, re-encoded as another eval image
-    split_leak: float = 0.01  # of eval images: a copy (exact or re-encoded, alternately) of a train photo
+    # of eval images: in turn an exact copy of a train photo, a re-encoded one, and the same train
+    # person's face with another mask (the source photo in eval: not a copy of any train file)
+    split_leak: float = 0.01
     stranger: float = 0.01  # of train people: one wear photo replaced by a face of someone else
     dark: float = 0.001  # of images: pixels darkened to 8%
     blurry: float = 0.001  # of images: Gaussian blur, radius 9 px
@@ -545,12 +548,14 @@ NO_QUALITY_DEFECTS = QualityDefects(**{k: 0.0 for k in asdict(QualityDefects())}
 @dataclass(frozen=True)
 class _Plant:
     """One planted defect: `how` (a key of PLANTED_KINDS) applied to `target` (data-relative),
-    from `source` (the copied picture; "" for stranger / dark / blur / blank)."""
+    from `source` (the copied picture, for face_leak a photo of the person whose face it is;
+    "" for stranger / dark / blur / blank)."""
 
     how: str
     target: str
     source: str = ""
     stranger_key: str = ""
+    mask: int = 0  # face_leak: the mask state drawn on the target
 
 
 def _eval_copy(target: _Person, source: _Person, mask_type: str) -> _Person:
@@ -612,9 +617,16 @@ def _plan_quality_defects(plan: list[_Person], rates: QualityDefects, seed: int)
             break
         person = plan[i]
         dst = free_eval(lambda p, s=person.source: p.source == s)
-        plan[dst] = _eval_copy(plan[dst], person, "mask")
+        how = ("exact_leak", "near_leak", "face_leak")[j % 3]
+        # A copy shows a train photo's mask; the face leak wears an eval mask (worn or not fully:
+        # unmasked it would be the person's normal photo byte for byte, an exact copy).
+        mask_type = "mask"
+        if how == "face_leak" and plan[dst].eval_mask_type == "incorrect_mask":
+            mask_type = "incorrect_mask"
+        plan[dst] = _eval_copy(plan[dst], person, mask_type)
         stem = f"mask{1 + int(rng.integers(5))}"
-        plants.append(_Plant("exact_leak" if j % 2 == 0 else "near_leak", _images_of(plan[dst])[0].path, slot(person, stem)))
+        plants.append(_Plant(how, _images_of(plan[dst])[0].path, slot(person, stem),
+                             mask=EVAL_MASK_TYPE_CODES[mask_type]))
     for j in range(_noise_count(rates.stranger, len(train))):
         i = free_person()
         if i is None:
@@ -665,6 +677,15 @@ def _write_quality_defects(root: Path, plants: list[_Plant], plan: list[_Person]
             with Image.open(root / plant.source) as im:
                 _save_like(_near_copy(im.convert("RGB")), str(dst), jpeg_quality=80)
             continue
+        if plant.how == "face_leak":
+            # The train person's look (the same draw as their folder's photos) under an eval mask.
+            owner = by_key[plant.source.split("/")[2]]
+            look = face_drawing.sample_look(
+                _rng(seed, "look/train/" + owner.key), gender=owner.true_gender, age=owner.true_age,
+                race=owner.race, source=owner.source)
+            shot = face_drawing.sample_shot(_rng(seed, "shot/" + plant.target), mask=plant.mask, split="eval")
+            _save_like(face_drawing.draw_face(look, shot), str(dst))
+            continue
         if plant.how == "stranger":
             owner = by_key[plant.target.split("/")[2]]
             rng = _rng(seed, plant.stranger_key)
@@ -688,15 +709,20 @@ def _write_quality_defects(root: Path, plants: list[_Plant], plan: list[_Person]
 
 def _write_quality_truth(path: Path, plants: list[_Plant]) -> None:
     """quality_truth.csv: one row per (planted defect, finding kind it must raise): kind, path (the
-    spoiled file), related (';'-joined: the picture it copies), how (the planting)."""
+    spoiled file), related (';'-joined: the picture it copies; for face_leak every photo of the
+    person, any of which a finding may name), how (the planting)."""
     import csv
 
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(QUALITY_TRUTH_COLUMNS)
         for plant in plants:
+            related = plant.source
+            if plant.how == "face_leak":
+                folder, ext = plant.source.rsplit("/", 1)[0], plant.source.rsplit(".", 1)[1]
+                related = ";".join(f"{folder}/{stem}.{ext}" for stem in TRAIN_MASK_STEMS)
             for kind in PLANTED_KINDS[plant.how]:
-                w.writerow([kind, plant.target, plant.source, plant.how])
+                w.writerow([kind, plant.target, related, plant.how])
 
 
 def read_quality_truth(root):

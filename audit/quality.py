@@ -33,6 +33,17 @@ data-relative paths), score (float, higher = worse / more certain). Kinds (`QUAL
     split_leak        a duplicate group (exact or near) with members in train and eval: the model
                       is scored on a picture it trained on. `path` = the group's first eval member,
                       `related` = the others (train ones first). score 1 (exact) or the near score.
+                      Also the same FACE in train and eval: an eval image that is a train person's
+                      source photo under another mask (`face_leak_findings`; in the real set a
+                      person's 7 photos are one photo with masks pasted on, so everything but the
+                      mask is shared). The pixels of the 24x32 colour thumbnail that stay put across
+                      the person's photos (all but one within `_STEADY_LEVELS` of their median) are
+                      compared with the eval image's: `same_face_fraction` of them or more within
+                      `_MATCH_LEVELS` is that person's photo (demo, 4,800 files: planted ones >=
+                      0.993, any other eval image <= 0.68; 0.84 at 31,500). Candidates: the 10 people nearest in
+                      the grey thumbnail (one matrix product). related = the person's photos; score
+                      = the fraction. A different photo of the same person is NOT found: that
+                      needs a face-identity embedding, which the tool does not have.
     person_outlier    a photo in a train person's folder that is not the person's picture. A
                       person's 7 photos are one source photo with masks pasted on (the real set and
                       the demo alike), so the part above any mask (forehead, eyes, hair: the top
@@ -105,7 +116,8 @@ KIND_EXPLANATIONS = {
     "exact_duplicate": "the same bytes or the same decoded pixels in two or more files",
     "near_duplicate": "the same picture re-encoded, resized, slightly cropped or recoloured (perceptual hash, "
                       "confirmed by aligning the two pictures)",
-    "split_leak": "the same picture in train and eval: eval scores a picture the model trained on",
+    "split_leak": "the same picture, or a train person's photo under another mask, in eval: eval scores a face "
+                  "the model trained on",
     "person_outlier": "a photo whose face differs from the person's other photos (embedding distance)",
     "person_mixed": "a person whose photos do not form one face at all",
     "dark": "too dark to label (cleanvision)", "light": "washed out (cleanvision)",
@@ -166,6 +178,10 @@ class QualityConfig:
     gray_channel_tolerance: int = 2  # an RGB image whose channels differ by at most this is grey
     # person checks: a photo whose top part is this far (mean grey levels) from the others' is another picture
     same_picture_levels: float = 8.0
+    # face split leak: an eval image matching this fraction of a train person's steady thumbnail pixels
+    # is that person's photo under another mask (demo seed 7, 4,800 files: planted >= 0.993, other
+    # eval images <= 0.68; 31,500 files: others <= 0.84 - their tail grows with N, the leaks' does not)
+    same_face_fraction: float = 0.95
     outlier_z: float = 5.0  # person_outlier: robust z of the photo's distance to the person's other photos
     mixed_z: float = 3.5  # person_mixed: the person's median photo z at least this
 
@@ -859,6 +875,60 @@ def person_findings(images: pd.DataFrame, embeddings: np.ndarray | None = None,
     return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
 
 
+_STEADY_LEVELS = 3.0  # a thumbnail pixel is the person's own when all but one photo are this near their median
+_MATCH_LEVELS = 6.0  # ... and an eval image's pixel matches it this near (re-encoding moves a few levels)
+_FACE_CANDIDATES = 10  # people per eval image whose steady pixels are compared
+_MIN_STEADY = 0.5  # fraction of the thumbnail that must be steady (else the person's photos are not one picture)
+
+
+def _thumb_pixels(thumbs) -> np.ndarray:
+    """Colour thumbnails (bytes) -> (N, h*w*3) float32."""
+    n = len(thumbs)
+    return np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(n, -1).astype(np.float32)
+
+
+def face_leak_findings(images: pd.DataFrame, thumbs, config: QualityConfig = QualityConfig(),
+                       skip=frozenset()) -> pd.DataFrame:
+    """split_leak findings for eval images of `images` (path, split, person) that show a train
+    person's source photo under another mask (see the module docstring); `thumbs` row-aligned,
+    eval paths in `skip` (already in a duplicate leak) left out."""
+    rows = []
+    groups = _person_groups(images)
+    paths = images["path"].to_numpy()
+    evals = np.flatnonzero((images["split"].to_numpy() == "eval") & ~np.isin(paths, list(skip)))
+    if not groups or not len(evals):
+        return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+    pix = _thumb_pixels(thumbs)
+    medians = np.stack([np.median(pix[g], axis=0) for g in groups])
+    # The second-largest deviation: one odd photo (a stranger, a swapped mask) does not unsteady a pixel.
+    steady = np.stack([np.sort(np.abs(pix[g] - m), axis=0)[-2] for g, m in zip(groups, medians)]) <= _STEADY_LEVELS
+    judged = steady.mean(axis=1) >= _MIN_STEADY
+    grey = lambda x: x.reshape(len(x), -1, 3).mean(axis=2)  # noqa: E731 - candidates by grey layout
+    g_med = grey(medians)
+    g_med_sq = (g_med ** 2).sum(axis=1)
+    k = min(_FACE_CANDIDATES, len(groups))
+    for s in range(0, len(evals), 512):  # (512, k, D) comparisons at a time: ~50 MB
+        rows_e = evals[s:s + 512]
+        q = grey(pix[rows_e])
+        d2 = g_med_sq[None, :] - 2.0 * q @ g_med.T  # + |q|^2, the same for every person
+        cand = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        near = np.abs(medians[cand] - pix[rows_e][:, None, :]) <= _MATCH_LEVELS  # (n, k, D)
+        st = steady[cand]
+        frac = (near & st).sum(axis=2) / np.maximum(st.sum(axis=2), 1)
+        frac[~judged[cand]] = 0.0
+        best = frac.argmax(axis=1)
+        for r, c, f in zip(rows_e, cand[np.arange(len(rows_e)), best], frac[np.arange(len(rows_e)), best]):
+            if f < config.same_face_fraction:
+                continue
+            members = groups[int(c)]
+            folder = paths[members[0]].rsplit("/", 1)[0]
+            rows.append(("split_leak", str(paths[r]),
+                         f"the face of train person {folder}: {f:.1%} of the pixels their photos share "
+                         "(all but the mask) match - their source photo under another mask, in eval",
+                         [str(x) for x in paths[members]], float(f)))
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
 def run_embeddings_for(index, run) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The run's embeddings (N, D) and predicted mask states (N,) row-aligned with `index.images`
     (NaN rows / the given mask where the run lacks an image); (None, None) without embeddings.
@@ -897,9 +967,10 @@ def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, em
     good_images = images[~bad].reset_index(drop=True)
     props = property_findings(good, config)
     blank = good["path"].isin(set(props.loc[props["kind"] == "low_information", "path"])).to_numpy()
-    parts.append(duplicate_findings(root, good, good_images["split"], max_bits=config.near_duplicate_bits,
-                                    max_thumb_distance=config.near_duplicate_thumb_distance,
-                                    min_aligned_correlation=config.near_duplicate_aligned_correlation, blank=blank))
+    dups = duplicate_findings(root, good, good_images["split"], max_bits=config.near_duplicate_bits,
+                              max_thumb_distance=config.near_duplicate_thumb_distance,
+                              min_aligned_correlation=config.near_duplicate_aligned_correlation, blank=blank)
+    parts.append(dups)
     # A blank picture is reported as low_information only, a dark one not also as blurry or grey:
     # the weaker edges and colours follow from what it is.
     blank_paths = set(props.loc[props["kind"] == "low_information", "path"])
@@ -919,6 +990,10 @@ def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, em
     thumbs = good["thumb"].to_numpy()[have] if "thumb" in good.columns else None
     parts.append(person_findings(good_images[have].reset_index(drop=True), emb, config, shown_mask=shown,
                                  thumbs=thumbs))
+    if thumbs is not None:
+        leaked = dups.loc[dups["kind"] == "split_leak"]
+        skip = set(leaked["path"]).union(*leaked["related"]) if len(leaked) else set()
+        parts.append(face_leak_findings(good_images[have].reset_index(drop=True), thumbs, config, skip=skip))
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty_findings()

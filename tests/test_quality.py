@@ -1,6 +1,7 @@
 """Data-quality checks (audit/quality.py, `python -m audit quality`, `bench-quality`)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -252,3 +253,52 @@ def test_cli_quality_with_the_pretrained_backbone(tmp_path, capsys):
     outliers = [f for f in out["findings"] if f["kind"] == "person_outlier"]
     assert [f["path"] for f in outliers] == ["images/train/ffhq-00003_female_White_30/mask2.png"]
     assert "run embeddings" in outliers[0]["detail"]  # the backbone's face distance beside it
+
+
+def test_face_leak_finds_a_train_persons_photo_under_another_mask_in_eval():
+    """An eval image sharing all but its mask with a train person's photos is a split leak naming
+    that person's photos; another face in eval, or one like the person only in the flat parts, is not."""
+    from audit.quality import THUMB_SIZE, face_leak_findings
+
+    rng = np.random.default_rng(3)
+    w, h = THUMB_SIZE
+    train = _people_frame(n_people=8)
+    sources = {p: rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for p in train["person"].unique()}
+    thumbs = []
+    for person in train["person"]:
+        t = sources[person].copy()
+        t[h // 2:h // 2 + 8] = rng.integers(0, 256, (8, w, 3))  # a different mask on every photo
+        thumbs.append(t)
+    leak = sources["p002"].copy()
+    leak[h // 2:h // 2 + 8] = 200  # the same source photo, an eval mask
+    stranger = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    half = sources["p005"].copy()
+    half[: h // 2] = rng.integers(0, 256, (h // 2, w, 3))  # shares only the lower part with p005
+    evals = pd.DataFrame({"path": ["images/eval/leak.png", "images/eval/other.png", "images/eval/half.png"],
+                          "split": "eval", "person": ["e0", "e1", "e2"], "mask": 0})
+    images = pd.concat([train, evals], ignore_index=True)
+    thumbs = np.array([t.tobytes() for t in thumbs + [leak, stranger, half]], dtype=object)
+    found = face_leak_findings(images, thumbs)
+    assert list(found["path"]) == ["images/eval/leak.png"]
+    assert found["kind"].tolist() == ["split_leak"]
+    assert set(found["related"].iloc[0]) == set(train.loc[train["person"] == "p002", "path"])
+    assert found["score"].iloc[0] >= 0.95
+    # an eval image already reported by the duplicate check is not reported twice
+    assert face_leak_findings(images, thumbs, skip={"images/eval/leak.png"}).empty
+
+
+def test_demo_plants_copy_and_face_leaks_and_all_are_found(tmp_path):
+    from audit.commands.bench_quality import score_findings
+    from audit.demo_data import NO_QUALITY_DEFECTS, make_demo, read_quality_truth
+
+    rates = dataclasses.replace(NO_QUALITY_DEFECTS, split_leak=0.4)
+    make_demo(tmp_path / "d", people=12, eval_images=8, seed=4, quality=rates, workers=1)
+    truth = read_quality_truth(tmp_path / "d")
+    assert set(truth["how"]) == {"exact_leak", "near_leak", "face_leak"}
+    face = truth[truth["how"] == "face_leak"].iloc[0]
+    assert len(face["related"]) == 7 and not face["path"].endswith("_normal.png")
+    _index, findings = _findings(tmp_path / "d")
+    scores = score_findings(findings, truth).set_index("kind")
+    assert scores.loc["split_leak", "recall"] == 1.0 and scores.loc["split_leak", "precision"] == 1.0
+    found = findings[(findings["kind"] == "split_leak") & (findings["path"] == face["path"])]
+    assert len(found) == 1 and set(found["related"].iloc[0]) & set(face["related"])

@@ -47,8 +47,10 @@ def score_findings(findings, truth):
         groups = [{path, *related} for path, related in zip(found["path"], found["related"])]
         right = np.zeros(len(found), dtype=bool)
         hit = 0
-        for target, related in zip(planted["path"], planted["related"]):
-            if kind in GROUP_KINDS:
+        for target, related, how in zip(planted["path"], planted["related"], planted["how"]):
+            if how == "face_leak":  # the leaked face's group names the eval image and any photo of the person
+                match = [k for k, g in enumerate(groups) if target in g and g.intersection(related)]
+            elif kind in GROUP_KINDS:
                 wanted = {target, *related}
                 match = [k for k, g in enumerate(groups) if wanted <= g]
             else:
