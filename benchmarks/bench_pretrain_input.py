@@ -43,7 +43,7 @@ def main() -> None:
         h, w = (int(v) for v in dims.split("x"))
         crop = float(crop_spec) if crop_spec else 0.7
 
-        def resize(a):
+        def resize(a, h=h, w=w, crop=crop):
             if (h, w) == a.shape[1:3] and crop == 0.7:
                 return a
             ah, aw = a.shape[1:3]
