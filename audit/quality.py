@@ -41,7 +41,7 @@ data-relative paths), score (float, higher = worse / more certain). Kinds (`QUAL
                       compared with the eval image's: `same_face_fraction` of them or more within
                       `_MATCH_LEVELS` is that person's photo (demo, 4,800 files: planted ones >=
                       0.993, any other eval image <= 0.68; 0.84 at 31,500). Candidates: the 10 people nearest in
-                      the grey thumbnail (one matrix product). related = the person's photos; score
+                      the grey thumbnail and the 10 nearest above any mask (matrix products). related = the person's photos; score
                       = the fraction. A different photo of the same person is NOT found: that
                       needs a face-identity embedding, which the tool does not have.
     person_outlier    a photo in a train person's folder that is not the person's picture. A
@@ -128,6 +128,7 @@ KIND_EXPLANATIONS = {
 }
 SIGNALS_VERSION = 8  # bump when the signals change: older files are recomputed
 SIGNALS_NAME = f"signals_v{SIGNALS_VERSION}.parquet"
+FINDINGS_VERSION = 2  # bump when the checks change (2: face split leaks): cached findings are recomputed
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
 PROCESS_MIN_IMAGES = 50_000  # image_signals: a spawned process pool from this many images on (BENCHMARKS.md)
@@ -877,7 +878,7 @@ def person_findings(images: pd.DataFrame, embeddings: np.ndarray | None = None,
 
 _STEADY_LEVELS = 3.0  # a thumbnail pixel is the person's own when all but one photo are this near their median
 _MATCH_LEVELS = 6.0  # ... and an eval image's pixel matches it this near (re-encoding moves a few levels)
-_FACE_CANDIDATES = 10  # people per eval image whose steady pixels are compared
+_FACE_CANDIDATES = 10  # people per eval image and view whose steady pixels are compared
 _MIN_STEADY = 0.5  # fraction of the thumbnail that must be steady (else the person's photos are not one picture)
 
 
@@ -903,15 +904,16 @@ def face_leak_findings(images: pd.DataFrame, thumbs, config: QualityConfig = Qua
     # The second-largest deviation: one odd photo (a stranger, a swapped mask) does not unsteady a pixel.
     steady = np.stack([np.sort(np.abs(pix[g] - m), axis=0)[-2] for g, m in zip(groups, medians)]) <= _STEADY_LEVELS
     judged = steady.mean(axis=1) >= _MIN_STEADY
-    grey = lambda x: x.reshape(len(x), -1, 3).mean(axis=2)  # noqa: E731 - candidates by grey layout
-    g_med = grey(medians)
-    g_med_sq = (g_med ** 2).sum(axis=1)
+    # Candidates: the people nearest in the whole grey thumbnail, and those nearest above any mask
+    # (a big eval mask can push the right person down the first list: 54th on demo seed 1).
+    top = int(round(THUMB_SIZE[1] * TOP_FRACTION)) * THUMB_SIZE[0] * 3
+    views = [lambda x: x.reshape(len(x), -1, 3).mean(axis=2), lambda x: x[:, :top]]
+    refs = [(v(medians), (v(medians) ** 2).sum(axis=1)) for v in views]
     k = min(_FACE_CANDIDATES, len(groups))
-    for s in range(0, len(evals), 512):  # (512, k, D) comparisons at a time: ~50 MB
+    for s in range(0, len(evals), 512):  # (512, 2k, D) comparisons at a time: ~100 MB
         rows_e = evals[s:s + 512]
-        q = grey(pix[rows_e])
-        d2 = g_med_sq[None, :] - 2.0 * q @ g_med.T  # + |q|^2, the same for every person
-        cand = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        cand = np.concatenate([np.argpartition(sq[None, :] - 2.0 * v(pix[rows_e]) @ ref.T, k - 1, axis=1)[:, :k]
+                               for v, (ref, sq) in zip(views, refs)], axis=1)  # + |q|^2: the same per person
         near = np.abs(medians[cand] - pix[rows_e][:, None, :]) <= _MATCH_LEVELS  # (n, k, D)
         st = steady[cand]
         frac = (near & st).sum(axis=2) / np.maximum(st.sum(axis=2), 1)
@@ -1011,6 +1013,10 @@ def quality_dir(fingerprint: str) -> Path:
     return workspace_dir() / "quality" / fingerprint[:24]
 
 
+def _findings_path(index, config: QualityConfig, run) -> Path:
+    return quality_dir(index.fingerprint) / f"findings_v{FINDINGS_VERSION}_{config.key()}_{_run_key(run)}.parquet"
+
+
 def _run_key(run) -> str:
     if run is None:
         return "norun"
@@ -1051,7 +1057,7 @@ def quality_report(index, *, run=None, config: QualityConfig = QualityConfig(), 
     t0 = time.perf_counter()
     embeddings, shown_mask = run_embeddings_for(index, run) if run is not None else (None, None)
     source = _report_source(run, embeddings is not None)
-    target = quality_dir(index.fingerprint) / f"findings_{config.key()}_{_run_key(run)}.parquet"
+    target = _findings_path(index, config, run)
     if reuse and target.is_file():
         try:
             findings = pd.read_parquet(target)
@@ -1080,7 +1086,7 @@ def _report_source(run, has_embeddings: bool) -> str:
 def load_cached_report(index, *, run=None, config: QualityConfig = QualityConfig()) -> QualityReport | None:
     """The findings `quality_report` wrote for this data, run and thresholds, or None when they
     have not been computed (nothing is decoded here: cheap enough for every page)."""
-    target = quality_dir(index.fingerprint) / f"findings_{config.key()}_{_run_key(run)}.parquet"
+    target = _findings_path(index, config, run)
     if not target.is_file():
         return None
     try:
