@@ -585,15 +585,23 @@ def _zoomed_details(grey) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return out
 
 
-def _best_correlation(centre: np.ndarray, zooms) -> float:
+def _best_correlations(centres: np.ndarray, zooms) -> np.ndarray:
+    """Best aligned correlation (G,) of each of G centres (G, h', w') with one picture's zooms:
+    per zoom one matrix product of its shifted windows (copied once) with every centre."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    n, best = centre.size, -1.0
+    g, n = len(centres), centres[0].size
+    flat = centres.reshape(g, n).T  # (n, G); each centre has zero mean
+    best = np.full(g, -1.0)
     for b, s1, s2 in zooms:
-        dot = np.tensordot(sliding_window_view(b, centre.shape), centre, axes=([2, 3], [0, 1]))  # centre: zero mean
-        spread = np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 1e-12))
-        best = max(best, float((dot / n / spread).max()))
+        windows = sliding_window_view(b, centres.shape[1:]).reshape(-1, n)  # (shifts, n)
+        spread = np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 1e-12)).reshape(-1, 1)
+        best = np.maximum(best, (windows @ flat / n / spread).max(axis=0))
     return best
+
+
+def _best_correlation(centre: np.ndarray, zooms) -> float:
+    return float(_best_correlations(centre[None], zooms)[0])
 
 
 def aligned_correlation(grey_a, grey_b) -> float:
@@ -621,11 +629,9 @@ def confirm_near_pairs(root, paths: list[str], i: np.ndarray, j: np.ndarray) -> 
         grey_b = greys[int(j[group[0]])]
         if grey_b is None:
             continue
-        zooms = _zoomed_details(grey_b)
-        for k in group:
-            centre = centres.get(int(i[k]))
-            if centre is not None:
-                out[k] = _best_correlation(centre, zooms)
+        ks = [k for k in group if int(i[k]) in centres]
+        if ks:  # the second member's zooms against all its first members at once
+            out[ks] = _best_correlations(np.stack([centres[int(i[k])] for k in ks]), _zoomed_details(grey_b))
     return out
 
 
