@@ -40,10 +40,11 @@ data-relative paths), score (float, higher = worse / more certain). Kinds (`QUAL
                       the person's photos (all but one within `_STEADY_LEVELS` of their median) are
                       compared with the eval image's: `same_face_fraction` of them or more within
                       `_MATCH_LEVELS` is that person's photo (demo, 4,800 files: planted ones >=
-                      0.993, any other eval image <= 0.68; 0.84 at 31,500). Candidates: the 10 people nearest in
-                      the grey thumbnail and the 10 nearest above any mask (matrix products). related = the person's photos; score
-                      = the fraction. A different photo of the same person is NOT found: that
-                      needs a face-identity embedding, which the tool does not have.
+                      0.993, any other eval image <= 0.68; 0.84 at 31,500). Candidates: the 10
+                      people nearest in the grey thumbnail and the 10 nearest above any mask
+                      (matrix products). related = the person's photos; score = the fraction. A
+                      different photo of the same person is NOT found: that needs a
+                      face-identity embedding, which the tool does not have.
     person_outlier    a photo in a train person's folder that is not the person's picture. A
                       person's 7 photos are one source photo with masks pasted on (the real set and
                       the demo alike), so the part above any mask (forehead, eyes, hair: the top
@@ -144,6 +145,8 @@ _RAW_COLUMNS = ("brightness_perc_99", "brightness_perc_5", "entropy", "blurrines
 
 THUMB_SIZE = (24, 32)  # (w, h) colour thumbnail kept per image (near duplicates, person checks)
 TOP_FRACTION = 14 / 32  # the part of a face photo above any mask: forehead, eyes, hair
+# ... as the leading values of a flattened thumbnail (rows first): its top rows' RGB
+TOP_VALUES = int(round(THUMB_SIZE[1] * TOP_FRACTION)) * THUMB_SIZE[0] * 3
 
 Progress = Callable[[int, int, str], None]
 
@@ -820,9 +823,7 @@ def picture_distances(images: pd.DataFrame, thumbs) -> np.ndarray:
     thumbnail (forehead, eyes, hair: above any mask) and the median of the person's other photos;
     NaN outside judged train people. A person's 7 photos are one source photo with masks pasted
     on, so this is near 0 for them (0.0 on the demo) and large for another picture."""
-    rows = int(round(THUMB_SIZE[1] * TOP_FRACTION))
-    rgb = np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(len(thumbs), THUMB_SIZE[1], THUMB_SIZE[0], 3)
-    top = rgb[:, :rows].reshape(len(thumbs), -1).astype(np.float32)
+    top = _thumb_pixels(thumbs)[:, :TOP_VALUES]
     dist = np.full(len(images), np.nan)
     for idx in _person_groups(images):
         dist[idx] = _leave_one_out(top[idx], lambda a, b: float(np.abs(a - b).mean()))
@@ -912,8 +913,7 @@ def face_leak_findings(images: pd.DataFrame, thumbs, config: QualityConfig = Qua
     judged = steady.mean(axis=1) >= _MIN_STEADY
     # Candidates: the people nearest in the whole grey thumbnail, and those nearest above any mask
     # (a big eval mask can push the right person down the first list: 54th on demo seed 1).
-    top = int(round(THUMB_SIZE[1] * TOP_FRACTION)) * THUMB_SIZE[0] * 3
-    views = [lambda x: x.reshape(len(x), -1, 3).mean(axis=2), lambda x: x[:, :top]]
+    views = [lambda x: x.reshape(len(x), -1, 3).mean(axis=2), lambda x: x[:, :TOP_VALUES]]
     refs = [(v(medians), (v(medians) ** 2).sum(axis=1)) for v in views]
     k = min(_FACE_CANDIDATES, len(groups))
     for s in range(0, len(evals), 512):  # (512, 2k, D) comparisons at a time: ~100 MB
