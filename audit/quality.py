@@ -999,9 +999,8 @@ def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, em
     parts.append(person_findings(good_images[have].reset_index(drop=True), emb, config, shown_mask=shown,
                                  thumbs=thumbs))
     if thumbs is not None:
-        leaked = dups.loc[dups["kind"] == "split_leak"]
-        skip = set(leaked["path"]).union(*leaked["related"]) if len(leaked) else set()
-        parts.append(face_leak_findings(good_images[have].reset_index(drop=True), thumbs, config, skip=skip))
+        parts.append(face_leak_findings(good_images[have].reset_index(drop=True), thumbs, config,
+                                        skip=flagged_paths(dups, kinds=("split_leak",))))
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty_findings()
