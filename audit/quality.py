@@ -13,20 +13,16 @@ data-relative paths), score (float, higher = worse / more certain). Kinds (`QUAL
                       again, a JPEG with other metadata). One finding per group: `path` = its first
                       member in index order, `related` = the others; score 1.
     near_duplicate    the same picture re-encoded, resized, slightly cropped or recoloured, within
-                      a split (across splits it is a split_leak). Candidates: perceptual hashes
-                      (imagehash's pHash, 64 bits) or SimHashes of the grey 24x32 thumbnails
-                      (`thumb_simhash`: a copy's pHash can flip 12-16 bits near its median) at
-                      most `near_duplicate_bits` apart; narrowed by the thumbnails (grey ones that
-                      correlate, colours that agree: faces look alike to a pHash); confirmed on
-                      the pair itself (`aligned_correlation`: the two files read again as 96x128
-                      grey, one zoomed and shifted onto the other, their fine detail must
-                      correlate: a look-alike stranger shares the layout, not the detail); joined
-                      into groups (an exact group counts as one picture). The lookups are indexed
-                      (multi-index hashing, `near_pairs`): 4 bands of 16 bits, each hash looked
-                      up under its band values with up to two bits flipped, so only pictures that
-                      nearly share a band are compared: cost grows with N times the (small)
-                      16-bit bucket sizes, not N^2; the confirmation with the look-alike pairs
-                      that pass the thumbnails (see BENCHMARKS.md).
+                      a split (across splits it is a split_leak). Candidates: every pair whose
+                      24x32 thumbnails are close (grey ones that correlate, colours that agree;
+                      `correlated_pairs` finds all of them by matrix products under an exact
+                      bound, no hash buckets: a pHash pairs look-alike faces by the million and
+                      misses crops); confirmed on the pair itself (`aligned_correlation`: the two
+                      files read again as 96x128 grey, one zoomed and shifted onto the other, their
+                      fine detail must correlate: a look-alike stranger shares the layout, not the
+                      detail); joined into groups (an exact group counts as one picture). Cost:
+                      the bound grows with N^2 in BLAS (2.6 s at 31,500 images), the confirmation
+                      with the look-alike pairs that pass the thumbnails (see BENCHMARKS.md).
                       A train person's photos are one source photo with masks pasted on, so near
                       pairs inside one person folder do not count (exact ones do); blank pictures
                       are left out. score = 1 - (largest pHash distance in the group) / 64.
@@ -86,7 +82,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import json
 import os
 import time
@@ -115,7 +110,7 @@ KIND_TITLES = {
 }
 KIND_EXPLANATIONS = {
     "exact_duplicate": "the same bytes or the same decoded pixels in two or more files",
-    "near_duplicate": "the same picture re-encoded, resized, slightly cropped or recoloured (perceptual hash, "
+    "near_duplicate": "the same picture re-encoded, resized, slightly cropped or recoloured (close thumbnails, "
                       "confirmed by aligning the two pictures)",
     "split_leak": "the same picture, or a train person's photo under another mask, in eval: eval scores a face "
                   "the model trained on",
@@ -129,7 +124,7 @@ KIND_EXPLANATIONS = {
 }
 SIGNALS_VERSION = 8  # bump when the signals change: older files are recomputed
 SIGNALS_NAME = f"signals_v{SIGNALS_VERSION}.parquet"
-FINDINGS_VERSION = 2  # bump when the checks change (2: face split leaks): cached findings are recomputed
+FINDINGS_VERSION = 3  # bump when the checks change (2: face leaks, 3: all close thumbnail pairs): recomputed
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
 PROCESS_MIN_IMAGES = 50_000  # image_signals: a spawned process pool from this many images on (BENCHMARKS.md)
@@ -156,11 +151,9 @@ class QualityConfig:
     """Thresholds. cleanvision's defaults are for general photo collections; these are set for
     384x512 face photos on a plain background (checked on the demo: no clean image flagged)."""
 
-    # candidates: pHashes or thumbnail SimHashes (64 bits each) at most this far apart (near_pairs:
-    # <= 11; demo seed 1: planted copies' pHashes up to 8 apart, the tail reaching the old 9) ...
-    near_duplicate_bits: int = 11
-    # ... narrowed by 24x32 thumbnails: (1 - correlation of the grey ones) + (mean |a - b| of the
-    # colour ones, each divided by its mean) / 10 at most this (demo seed 1: planted copies <= 0.035;
+    # near-duplicate candidates: 24x32 thumbnails at most this far apart: (1 - correlation of the
+    # grey ones) + (mean |a - b| of the colour ones, each divided by its mean) / 10 (every pair,
+    # `correlated_pairs`; demo seed 1: planted copies <= 0.035;
     # each 0.01 more lets ~1.5x more look-alike pairs through to the costlier confirmation) ...
     near_duplicate_thumb_distance: float = 0.05
     # ... and confirmed when the pair's fine detail, aligned, correlates at least this
@@ -436,61 +429,79 @@ def _popcount64(x: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.ascontiguousarray(x).view(np.uint64)).astype(np.int64)
 
 
-def near_pairs(hashes: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (i, j, distance) of 64-bit hashes (int64 or uint64, (N,)) within `max_bits` Hamming
-    distance, i < j, without comparing all pairs (multi-index hashing).
+_SEARCH_DIMS = 32  # principal directions of the grey thumbnails in which every pair is bounded
+_SEARCH_CELLS = 1 << 25  # bound values held at once (128 MB of float32): rows per block = this / N
 
-    The 64 bits are cut into 4 bands of 16. Two hashes within `max_bits` have a band where they
-    differ in at most r = max_bits // 4 bits (pigeonhole), so each hash is looked up under its
-    band values with up to r bits flipped (r = 2: 137 keys a band) in a table of everyone's exact
-    band values (a sort and a binary search, vectorised); only the pairs found there are compared,
-    and only the close ones are kept. Cost: N * 4 * 137 lookups (N log N) plus the pairs that
-    nearly share a band."""
-    h = np.ascontiguousarray(hashes).view(np.uint64)
-    n = len(h)
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+def _bound_terms(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(y, rest, lift, offset) of rows a of `grey` (N, d) float32 such that for every two rows
+    a . b <= y_a . y_b + rest_a rest_b + lift_a + lift_b - offset, with equality when a - m lies in
+    the span of the top principal directions (m: their mean): y = (a - m) in those directions,
+    rest = the length of the remainder (Cauchy-Schwarz), lift = m . a, offset = m . m."""
+    n, d = grey.shape
+    # Any orthonormal directions give a true bound; principal ones of a fixed sample make it tight.
+    sample = grey[np.random.default_rng(0).choice(n, min(n, 8_000), replace=False)]
+    mean = sample.mean(axis=0)
+    centred = sample - mean
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    top = np.ascontiguousarray(vectors[:, ::-1][:, :min(_SEARCH_DIMS, d)], dtype=np.float64)
+    mean = mean.astype(np.float64)
+    y = np.zeros((n, top.shape[1]), dtype=np.float32)
+    rest = np.zeros(n, dtype=np.float32)
+    for s in range(0, n, 8_192):  # float64: the rest is a difference of near-equal sums
+        z = grey[s:s + 8_192].astype(np.float64) - mean
+        ys = z @ top
+        y[s:s + 8_192] = ys
+        rest[s:s + 8_192] = np.sqrt(np.maximum((z * z).sum(axis=1) - (ys * ys).sum(axis=1), 0.0))
+    # a . b = (a - m) . (b - m) + m . a + m . b - m . m
+    lift = (grey @ mean.astype(np.float32)).astype(np.float32)
+    return y, rest, lift, float(mean @ mean)
+
+
+def correlated_pairs(grey: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (i, j, correlation), i < j, of grey thumbnails (N, d) with zero mean and unit
+    spread whose correlation (a . b / d) is at least 1 - max_distance: exact, without a Python loop
+    over pairs.
+
+    Each thumbnail is split into its part in the top `_SEARCH_DIMS` principal directions (y) and the
+    rest (length r), so a . b <= y_a . y_b + r_a r_b + (the mean's terms) (Cauchy-Schwarz on the
+    rest): one (block x N) matrix product of 32-value rows bounds every pair, and only the pairs the
+    bound cannot rule out (31,500-image demo: 216 k of 496 M) get the full 768-value product. Cost:
+    N^2 / 2 * 32 multiply-adds in BLAS plus a few passes over the N^2 / 2 bounds (2.6 s at 31,500
+    images on 2 cores); it grows with N^2 but with no per-pair Python or hashing, and, unlike hash
+    buckets, it does not slow down when many faces look alike (BENCHMARKS.md)."""
+    grey = np.ascontiguousarray(grey, dtype=np.float32)
+    n, d = grey.shape
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     if n < 2:
         return empty
-    r = max_bits // 4
-    if r > 2:
-        raise ValueError(f"near_pairs handles up to 11 bits, got {max_bits}")
-    found = []
-    for band in range(4):
-        keys = ((h >> np.uint64(16 * band)) & np.uint64(0xFFFF)).astype(np.int64)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        flips = [0] + [sum(1 << b for b in bits) for k in range(1, r + 1)
-                       for bits in itertools.combinations(range(16), k)]
-        for flip in flips:
-            probe = keys ^ flip
-            lo = np.searchsorted(sorted_keys, probe, side="left")
-            hi = np.searchsorted(sorted_keys, probe, side="right")
-            counts = hi - lo
-            if not counts.any():
-                continue
-            who = np.repeat(np.arange(n), counts)
-            starts = np.repeat(lo, counts)
-            offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-            other = order[starts + offsets]
-            keep = who < other
-            who, other = who[keep], other[keep]
-            # Compared at once, so memory holds the close pairs, not every pair sharing a band.
-            close = _popcount64(h[who] ^ h[other]) <= max_bits
-            found.append(np.stack([who[close], other[close]], axis=1))
-    pairs = unique_pairs(np.concatenate(found), n) if found else np.zeros((0, 2), np.int64)
-    if not len(pairs):
-        return empty
-    dist = _popcount64(h[pairs[:, 0]] ^ h[pairs[:, 1]])
-    return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), dist.astype(np.int64)
+    i, j = _bound_candidates(grey, max_distance)
+    corr = np.zeros(len(i), dtype=np.float32)
+    for s in range(0, len(i), _PAIR_CHUNK):  # chunks: a pair costs two thumbnails' worth of memory
+        corr[s:s + _PAIR_CHUNK] = np.einsum("ij,ij->i", grey[i[s:s + _PAIR_CHUNK]], grey[j[s:s + _PAIR_CHUNK]]) / d
+    close = 1.0 - corr <= max_distance
+    return i[close], j[close], corr[close]
 
 
-def unique_pairs(pairs: np.ndarray, n: int) -> np.ndarray:
-    """The distinct rows of (M, 2) index pairs below n, sorted as np.unique(axis=0) sorts them:
-    one int64 key a row, because np.unique over rows was most of the pair search's time at full
-    scale (10 M candidate pairs on the 31,500-image demo)."""
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    keys = np.unique(pairs[:, 0] * n + pairs[:, 1])
-    return np.stack([keys // n, keys % n], axis=1)
+def _bound_candidates(grey: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (i, j), i < j, of `grey` (N, d) float32 that `_bound_terms` cannot rule out."""
+    n, d = grey.shape
+    y, rest, lift, offset = _bound_terms(grey)
+    need = d * (1.0 - max_distance) + offset - 1e-3 * d  # the slack covers float32 rounding
+    rows = max(1, min(n, _SEARCH_CELLS // n))
+    found_i, found_j = [], []
+    for s in range(0, n, rows):
+        e = min(n, s + rows)
+        bound = y[s:e] @ y[s:].T
+        bound += np.outer(rest[s:e], rest[s:])
+        bound += lift[s:e, None]
+        bound += lift[None, s:]
+        keep = bound >= need
+        keep[:, :e - s] &= np.triu(np.ones((e - s, e - s), dtype=bool), 1)  # j > i only
+        a, b = np.nonzero(keep)
+        found_i.append(a + s)
+        found_j.append(b + s)
+    return np.concatenate(found_i).astype(np.int64), np.concatenate(found_j).astype(np.int64)
 
 
 def _pixel_hashes_of_candidates(root, signals: pd.DataFrame) -> list:
@@ -507,16 +518,6 @@ def _pixel_hashes_of_candidates(root, signals: pd.DataFrame) -> list:
             with Image.open(Path(root) / signals["path"].iloc[i]) as im:
                 out[i] = _pixel_digest(im.convert("RGB"))
     return out
-
-
-def thumb_simhash(grey: np.ndarray) -> np.ndarray:
-    """64-bit SimHash (int64, (N,)) of grey thumbnails (N, w*h) with zero mean and unit spread: the
-    signs of their projections on 64 fixed random directions. Two thumbnails whose correlation is
-    c differ in about 64 * arccos(c) / pi bits (c = 0.97: 5 bits), whatever their DCT looks like:
-    a second way to find candidates where a pHash flips many bits near its median."""
-    planes = np.random.default_rng(15).standard_normal((grey.shape[1], 64)).astype(np.float32)
-    bits = np.packbits(grey @ planes > 0, axis=1)
-    return bits.view(">u8").ravel().astype(np.uint64).view(np.int64)
 
 
 def _thumb_features(thumbs) -> tuple[np.ndarray, np.ndarray]:
@@ -544,63 +545,71 @@ def _align_grey(path):
     return grey if grey.size == ALIGN_SIZE else grey.resize(ALIGN_SIZE, Image.BOX)
 
 
-def _band(grey) -> np.ndarray:
-    """Fine detail (h, w) float32 in (-1, 1): the picture minus its 5x5 box blur (what a look-alike
-    lacks), squashed by tanh at one spread so that a few strong edges that strangers share (the
-    photo's border in its padding, a face outline on a plain background) do not outweigh the rest
-    (demo seed 1: the closest stranger 0.85 -> 0.71, planted copies 0.93 -> 0.90)."""
+def _bands(greys) -> np.ndarray:
+    """Fine detail (K, h, w) float32 in (-1, 1) of K same-size grey pictures: each picture minus its
+    5x5 box blur (what a look-alike lacks), squashed by tanh at its own spread so that a few strong
+    edges that strangers share (the photo's border in its padding, a face outline on a plain
+    background) do not outweigh the rest (demo seed 1: the closest stranger 0.85 -> 0.71, planted
+    copies 0.93 -> 0.90)."""
     from PIL import ImageFilter
 
-    band = np.asarray(grey, np.float32) - np.asarray(grey.filter(ImageFilter.BoxBlur(2)), np.float32)
-    return np.tanh(band / (band.std() + 1e-6))
+    band = (np.stack([np.asarray(g, np.float32) for g in greys])
+            - np.stack([np.asarray(g.filter(ImageFilter.BoxBlur(2)), np.float32) for g in greys]))
+    return np.tanh(band / (band.std(axis=(1, 2), keepdims=True) + 1e-6))
 
 
 def _window_sums(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Sum of x over every window of `shape` (integral image): (H - h + 1, W - w + 1)."""
-    s = np.pad(x, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    """Sum of x (..., H, W) over every window of `shape`: (..., H - h + 1, W - w + 1). The first
+    window summed, the others by adding the row (then column) that enters and taking off the one
+    that leaves: one pass over x, where an integral image takes several (the windows are few and
+    large here)."""
     h, w = shape
-    return s[h:, w:] - s[:-h, w:] - s[h:, :-w] + s[:-h, :-w]
+    rows = x[..., :h, :].sum(axis=-2, keepdims=True)
+    rows = np.concatenate([rows, rows + np.cumsum(x[..., h:, :] - x[..., :-h, :], axis=-2)], axis=-2)
+    cols = rows[..., :w].sum(axis=-1, keepdims=True)
+    return np.concatenate([cols, cols + np.cumsum(rows[..., w:] - rows[..., :-w], axis=-1)], axis=-1)
 
 
 def _centre_detail(grey) -> np.ndarray:
     """The inside (ALIGN_MARGIN px off each side) of a picture's fine detail, zero mean and unit
-    spread: (h', w') float64."""
+    spread: (h', w') float32."""
     m = _ALIGN_MARGIN
-    a = _band(grey)[m:grey.size[1] - m, m:grey.size[0] - m].astype(np.float64)
-    a -= a.mean()
-    return a / (np.sqrt((a * a).mean()) + 1e-6)
+    a = _bands([grey])[0, m:grey.size[1] - m, m:grey.size[0] - m]
+    a = a - a.mean(dtype=np.float64)
+    return (a / (np.sqrt((a * a).mean(dtype=np.float64)) + 1e-6)).astype(np.float32)
 
 
-def _zoomed_details(grey) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per zoom of ALIGN_SCALES: the zoomed picture's fine detail over the inside plus ALIGN_SHIFT
-    px on each side (float64), and its sums and sums of squares over every shifted window."""
+def _zoomed_details(grey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The picture zoomed by each of ALIGN_SCALES: their fine detail over the inside plus ALIGN_SHIFT
+    px on each side (Z, h' + 2 shift, w' + 2 shift) float32, and its sums and sums of squares over
+    every shifted window (Z, 2 shift + 1, 2 shift + 1), summed in float64 (an integral image
+    subtracts large sums). One array per quantity, not one per zoom: most of the cost per file
+    was numpy's per-call overhead on these small pictures."""
     from PIL import Image
 
     w, h, m, pad = grey.size[0], grey.size[1], _ALIGN_MARGIN, ALIGN_SHIFT
     shape = (h - 2 * m, w - 2 * m)
     cx, cy = w / 2, h / 2
-    out = []
-    for s in ALIGN_SCALES:
-        zoomed = grey if s == 1.0 else grey.transform(
-            (w, h), Image.AFFINE, (1 / s, 0, cx - cx / s, 0, 1 / s, cy - cy / s), Image.BILINEAR)
-        b = _band(zoomed)[m - pad:h - m + pad, m - pad:w - m + pad].astype(np.float64)
-        out.append((b, _window_sums(b, shape), _window_sums(b * b, shape)))
-    return out
+    zoomed = [grey if s == 1.0 else grey.transform(
+        (w, h), Image.AFFINE, (1 / s, 0, cx - cx / s, 0, 1 / s, cy - cy / s), Image.BILINEAR)
+        for s in ALIGN_SCALES]
+    b = np.ascontiguousarray(_bands(zoomed)[:, m - pad:h - m + pad, m - pad:w - m + pad])
+    b64 = b.astype(np.float64)
+    return b, _window_sums(b64, shape), _window_sums(b64 * b64, shape)
 
 
 def _best_correlations(centres: np.ndarray, zooms) -> np.ndarray:
-    """Best aligned correlation (G,) of each of G centres (G, h', w') with one picture's zooms:
-    per zoom one matrix product of its shifted windows (copied once) with every centre."""
+    """Best aligned correlation (G,) of each of G centres (G, h', w') with one picture's zooms
+    (`_zoomed_details`): one matrix product of every zoom's shifted windows (copied once) with
+    every centre."""
     from numpy.lib.stride_tricks import sliding_window_view
 
+    b, s1, s2 = zooms
     g, n = len(centres), centres[0].size
     flat = centres.reshape(g, n).T  # (n, G); each centre has zero mean
-    best = np.full(g, -1.0)
-    for b, s1, s2 in zooms:
-        windows = sliding_window_view(b, centres.shape[1:]).reshape(-1, n)  # (shifts, n)
-        spread = np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 1e-12)).reshape(-1, 1)
-        best = np.maximum(best, (windows @ flat / n / spread).max(axis=0))
-    return best
+    windows = sliding_window_view(b, centres.shape[1:], axis=(1, 2)).reshape(-1, n)  # (zooms x shifts, n)
+    spread = np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 1e-12)).reshape(-1, 1)
+    return (windows @ flat / n / spread).max(axis=0).astype(np.float64)
 
 
 def _best_correlation(centre: np.ndarray, zooms) -> float:
@@ -612,33 +621,87 @@ def aligned_correlation(grey_a, grey_b) -> float:
     zoomed about its centre by each of ALIGN_SCALES and shifted by up to ALIGN_SHIFT px, over the
     inside (ALIGN_MARGIN px off each side): 1 = the same picture. A re-encoded, resized, slightly
     cropped or recoloured copy keeps its detail once aligned (demo seed 1: >= 0.90); a stranger
-    drawn in the same framing and palette does not (<= 0.71). ~5 ms a pair (CPU), ~1.5 ms when
-    `grey_b`'s zooms are shared by several pairs (`confirm_near_pairs`)."""
+    drawn in the same framing and palette does not (<= 0.71). Not symmetric to the last digits:
+    `confirm_near_pairs` zooms whichever member is in more pairs."""
     return _best_correlation(_centre_detail(grey_a), _zoomed_details(grey_b))
 
 
-def confirm_near_pairs(root, paths: list[str], i: np.ndarray, j: np.ndarray) -> np.ndarray:
+def _one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread (threadpoolctl comes with scikit-learn)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - only slower
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _zoom_onto_shared(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (i[k], j[k]) turned so that the second members are few: a greedy vertex cover
+    (the file in most pairs not yet covered becomes a second member, again and again)."""
+    import heapq
+
+    pairs_of: dict[int, list[int]] = {}
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        pairs_of.setdefault(a, []).append(k)
+        pairs_of.setdefault(b, []).append(k)
+    heap = [(-len(ks), f) for f, ks in pairs_of.items()]
+    heapq.heapify(heap)
+    second = np.full(len(i), -1, dtype=np.int64)
+    while heap:
+        neg, f = heapq.heappop(heap)
+        open_ks = [k for k in pairs_of[f] if second[k] < 0]
+        if not open_ks:
+            continue
+        if len(open_ks) < -neg:  # fewer than when it was queued: queue again at its true count
+            heapq.heappush(heap, (-len(open_ks), f))
+            continue
+        second[open_ks] = f
+    first = np.where(second == j, i, j)
+    return first, second
+
+
+def confirm_near_pairs(root, paths: list[str], i: np.ndarray, j: np.ndarray, *,
+                       workers: int | None = None) -> np.ndarray:
     """`aligned_correlation` (K,) of the pairs (paths[i[k]], paths[j[k]]) (-1 where one does not
-    decode). Each file is read once and kept as a 96x128 grey picture (12 KB); the zooms (~0.6 MB
-    a file) are made once per second member and dropped after its pairs."""
-    greys = {int(k): _align_grey(Path(root) / paths[int(k)]) for k in np.unique(np.r_[i, j])}
-    # each first member's detail once, however many pairs it is in (16,734 pairs of 4,220 files at full scale)
-    firsts = set(i.tolist())
-    centres = {k: _centre_detail(g) for k, g in greys.items() if g is not None and k in firsts}
+    decode). Each file is read once and kept as a 96x128 grey picture (12 KB); the zooms (~0.3 MB
+    a file) are made once per second member and dropped after its pairs. On `workers` threads
+    (default: one per core): the decoding, PIL's filters and numpy's arrays release the GIL."""
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     out = np.full(len(i), -1.0)
+    if not len(i):
+        return out
+    # The zooms cost most, so each pair is aligned onto whichever member has the most pairs
+    # (greedy: full scale, 16,007 pairs of 4,180 files need 1,935 zoomed files instead of 3,055).
+    i, j = _zoom_onto_shared(i, j)
+    files = np.unique(np.r_[i, j])
+    firsts = set(i.tolist())
+
+    def read(k: int):
+        grey = _align_grey(Path(root) / paths[k])
+        # each first member's detail once, however many pairs it is in
+        return grey, (_centre_detail(grey) if grey is not None and k in firsts else None)
+
     order = np.argsort(j, kind="stable")
     starts = np.flatnonzero(np.r_[True, j[order][1:] != j[order][:-1]])
-    for group in np.split(order, starts[1:]):
-        grey_b = greys[int(j[group[0]])]
-        if grey_b is None:
-            continue
-        ks = [k for k in group if int(i[k]) in centres]
-        if ks:  # the second member's zooms against all its first members at once
-            out[ks] = _best_correlations(np.stack([centres[int(i[k])] for k in ks]), _zoomed_details(grey_b))
+    # One BLAS thread per worker: the products are small, and BLAS's own threads spinning beside
+    # the workers cost a third of the time (full scale: 13.3-14.5 s -> 10.0 s).
+    with _one_blas_thread(), ThreadPoolExecutor(max_workers=max(1, int(workers or os.cpu_count() or 1))) as pool:
+        read_back = dict(zip(files.tolist(), pool.map(read, files.tolist())))
+
+        def confirm(group: np.ndarray) -> None:
+            grey_b = read_back[int(j[group[0]])][0]
+            ks = [k for k in group if read_back[int(i[k])][1] is not None]
+            if grey_b is not None and ks:  # the second member's zooms against all its first members at once
+                centres = np.stack([read_back[int(i[k])][1] for k in ks])
+                out[ks] = _best_correlations(centres, _zoomed_details(grey_b))
+
+        list(pool.map(confirm, np.split(order, starts[1:])))
     return out
 
 
-def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bits: int,
+def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *,
                        max_thumb_distance: float = 0.05, min_aligned_correlation: float = 0.85,
                        blank=None) -> pd.DataFrame:
     """exact_duplicate, near_duplicate and split_leak findings from decodable rows of `signals`
@@ -663,29 +726,22 @@ def duplicate_findings(root, signals: pd.DataFrame, split: pd.Series, *, max_bit
     if blank is not None:
         reps = reps[~np.asarray(blank, dtype=bool)[reps]]
     phash = signals["phash"].to_numpy(dtype=np.int64)[reps]
-    i, j, dist = near_pairs(phash, max_bits)
-    grey = colour = None
+    i = j = np.zeros(0, np.int64)
     if len(reps) > 1:
+        # Faces on a plain background share their coarse layout, so a 64-bit pHash pairs strangers
+        # (demo: 158 of 3.1 M pairs within 4 bits) and misses copies (a crop flips 12-16 bits).
+        # 24x32 thumbnails narrow them: distance = (1 - correlation of the grey ones) + (colour
+        # difference) / 10 (demo seed 1: planted re-encodes <= 0.035, look-alike strangers from
+        # 0.035 on, more with N). Every pair within it is found (`correlated_pairs`), no hash buckets.
         grey, colour = _thumb_features(signals["thumb"].to_numpy()[reps])
-        # pHash candidates plus the thumbnails' SimHash ones (a copy's pHash can flip 12-16 bits).
-        si, sj, _ = near_pairs(thumb_simhash(grey), max_bits)
-        pairs = unique_pairs(np.concatenate([np.stack([i, j], 1), np.stack([si, sj], 1)]), len(reps))
-        i, j = pairs[:, 0], pairs[:, 1]
-        dist = _popcount64(phash[i] ^ phash[j]).astype(np.int64)
-    # Faces on a plain background share their coarse layout, so a 64-bit pHash pairs strangers
-    # (on the demo 158 of 3.1 M pairs within 4 bits, a 256-bit dHash did no better). 24x32
-    # thumbnails narrow them: distance = (1 - correlation of the grey ones) + (colour difference) / 10
-    # (demo seed 1: planted re-encodes <= 0.035, but look-alike strangers from 0.035 on, more with N).
-    if len(i):
+        i, j, corr = correlated_pairs(grey, max_thumb_distance)
         ok = np.zeros(len(i), dtype=bool)
         for s in range(0, len(i), _PAIR_CHUNK):  # chunks: a pair costs two thumbnails' worth of memory
             a, b = i[s:s + _PAIR_CHUNK], j[s:s + _PAIR_CHUNK]
-            corr = np.einsum("ij,ij->i", grey[a], grey[b]) / grey.shape[1]
-            # The colour term only adds: pairs whose grey term alone fails skip it (most of them).
-            near = np.flatnonzero(1.0 - corr <= max_thumb_distance)
-            diff = np.abs(colour[a[near]] - colour[b[near]]).mean(axis=1)
-            ok[s + near] = (1.0 - corr[near]) + diff / 10.0 <= max_thumb_distance
-        i, j, dist = i[ok], j[ok], dist[ok]
+            diff = np.abs(colour[a] - colour[b]).mean(axis=1)
+            ok[s:s + _PAIR_CHUNK] = (1.0 - corr[s:s + _PAIR_CHUNK]) + diff / 10.0 <= max_thumb_distance
+        i, j = i[ok], j[ok]
+    dist = _popcount64(phash[i] ^ phash[j]).astype(np.int64)
     # A train person's photos are one source photo with different masks pasted on: alike by
     # construction, so near pairs inside one person folder are not duplicates (exact ones are).
     folder = np.array([p.rsplit("/", 1)[0] if s == "train" else p for p, s in zip(paths, splits)], dtype=object)
@@ -975,7 +1031,7 @@ def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, em
     good_images = images[~bad].reset_index(drop=True)
     props = property_findings(good, config)
     blank = good["path"].isin(set(props.loc[props["kind"] == "low_information", "path"])).to_numpy()
-    dups = duplicate_findings(root, good, good_images["split"], max_bits=config.near_duplicate_bits,
+    dups = duplicate_findings(root, good, good_images["split"],
                               max_thumb_distance=config.near_duplicate_thumb_distance,
                               min_aligned_correlation=config.near_duplicate_aligned_correlation, blank=blank)
     parts.append(dups)

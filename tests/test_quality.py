@@ -14,7 +14,7 @@ from audit.cli import main as cli_main
 from audit.dataset_index import index_dataset
 from audit.quality import (
     FINDING_COLUMNS, GROUP_KINDS, QUALITY_KINDS, QualityConfig, RunFromOtherData, find_quality_issues,
-    flagged_paths, image_signals, near_pairs, person_findings, quality_report,
+    correlated_pairs, flagged_paths, image_signals, person_findings, quality_report,
 )
 from fixtures_quality import SLOTS, identity_run, noise_picture, quality_tree
 
@@ -84,23 +84,73 @@ def test_thousands_of_identical_images_make_one_group(tmp_path):
     assert "near_duplicate" not in set(findings["kind"])
 
 
-def test_near_pairs_is_bucketed_and_matches_brute_force():
+def test_correlated_pairs_finds_exactly_the_close_pairs_of_a_brute_force_search():
+    """Every pair within the distance, none beyond it, on look-alikes (a shared low-rank layout, as
+    faces on a plain background) with copies planted on both sides of the threshold."""
     rng = np.random.default_rng(0)
-    hashes = rng.integers(0, 2**63, 3000, dtype=np.int64) * 2 + rng.integers(0, 2, 3000)
-    # plant near copies: flip up to 5 bits
-    for k in range(0, 40, 2):
-        flips = rng.choice(64, size=int(rng.integers(0, 6)), replace=False)
-        hashes[k + 1] = np.bitwise_xor(hashes[k:k + 1].view(np.uint64), np.uint64(sum(1 << int(b) for b in flips))).view(np.int64)[0]
-    i, j, d = near_pairs(hashes, 5)
-    got = set(zip(i.tolist(), j.tolist()))
-    h = hashes.view(np.uint64)
-    want = set()
-    for a in range(len(h)):
-        x = np.bitwise_xor(h[a], h[a + 1:])
-        dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-        want |= {(a, a + 1 + b) for b in np.flatnonzero(dist <= 5)}
-    assert got == want and len(want) >= 20
-    assert (d <= 5).all()
+    layout = rng.normal(0, 1, (12, 768)).astype(np.float32)
+    x = rng.normal(0, 1, (1500, 12)).astype(np.float32) @ layout + rng.normal(0, 0.9, (1500, 768)).astype(np.float32)
+    for k, noise in enumerate(np.linspace(0.1, 3.0, 40)):  # copies from near-identical to far
+        x[2 * k + 1] = x[2 * k] + rng.normal(0, noise, 768)
+    grey = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+    corr = grey @ grey.T / grey.shape[1]
+    a, b = np.triu_indices(len(grey), 1)
+    for max_distance in (0.02, 0.05, 0.1):
+        want = {(int(p), int(q)) for p, q in zip(a, b) if 1 - corr[p, q] <= max_distance}
+        i, j, c = correlated_pairs(grey, max_distance)
+        assert set(zip(i.tolist(), j.tolist())) == want
+        assert np.allclose(c, corr[i, j], atol=1e-5)
+        copies = sum((2 * k, 2 * k + 1) in want for k in range(40))
+        assert 3 < copies < 37  # copies planted on both sides of the threshold
+
+
+def test_the_pair_bound_holds_and_is_tight_in_the_principal_directions():
+    """The bound never drops a pair (a . b never above it) and equals a . b when the thumbnails lie
+    in the principal directions, so there it leaves next to no pairs for the full product: a bound
+    that is valid but slack (a sign slip in the mean's terms once let 24x the pairs through) fails."""
+    from audit.quality import _bound_candidates, _bound_terms
+
+    rng = np.random.default_rng(1)
+    coef = rng.normal(0, 1, (400, 20)).astype(np.float32)
+    for k, noise in enumerate(np.linspace(0.05, 0.6, 30)):  # copies near and far, in the same span
+        coef[2 * k + 1] = coef[2 * k] + rng.normal(0, noise, 20)
+    low = coef @ rng.normal(0, 1, (20, 300)).astype(np.float32)
+    low += 4 * np.sin(np.arange(300, dtype=np.float32) / 9)  # a layout they all share: the mean's terms count
+    low = (low - low.mean(1, keepdims=True)) / low.std(1, keepdims=True)  # as thumbnails are normalised
+    for x, tight in ((low, True), (rng.normal(0, 1, (400, 300)).astype(np.float32), False)):
+        y, rest, lift, offset = _bound_terms(x)
+        bound = y @ y.T + np.outer(rest, rest) + lift[:, None] + lift[None, :] - offset
+        exact = x.astype(np.float64) @ x.T.astype(np.float64)
+        assert (bound >= exact - 1e-3 * np.abs(exact).max()).all()
+        if tight:
+            assert np.abs(bound - exact).max() <= 1e-3 * np.abs(exact).max()
+    corr = low.astype(np.float64) @ low.T / low.shape[1]
+    a, b = np.triu_indices(len(low), 1)
+    close = int((1 - corr[a, b] <= 0.05).sum())
+    i, _j = _bound_candidates(low, 0.05)
+    assert 5 < close <= len(i) <= close + 0.001 * len(a)
+
+
+def test_pairs_are_aligned_onto_the_shared_member():
+    """A file in many pairs is zoomed once for all of them; the pairs themselves are unchanged."""
+    from audit.quality import _zoom_onto_shared
+
+    i = np.array([0, 1, 2, 5, 3, 7])
+    j = np.array([5, 5, 5, 9, 4, 8])  # 5 is in four pairs
+    first, second = _zoom_onto_shared(i, j)
+    assert sorted(map(sorted, zip(first.tolist(), second.tolist()))) == sorted(map(sorted, zip(i.tolist(), j.tolist())))
+    assert (second[:4] == 5).all() and len(set(second.tolist())) == 3
+
+
+def test_window_sums_match_an_integral_image():
+    from audit.quality import _window_sums
+
+    x = np.random.default_rng(2).normal(0, 1, (3, 30, 22))
+    s = np.pad(x, [(0, 0), (1, 0), (1, 0)]).cumsum(1).cumsum(2)
+    h, w = 25, 17
+    want = s[:, h:, w:] - s[:, :-h, w:] - s[:, h:, :-w] + s[:, :-h, :-w]
+    assert _window_sums(x, (h, w)).shape == want.shape == (3, 6, 6)
+    assert np.allclose(_window_sums(x, (h, w)), want)
 
 
 def _people_frame(n_people=30, seed=0):
