@@ -470,11 +470,14 @@ def correlated_pairs(grey: np.ndarray, max_distance: float) -> tuple[np.ndarray,
     N^2 / 2 * 32 multiply-adds in BLAS plus a few passes over the N^2 / 2 bounds (2.6 s at 31,500
     images on 2 cores); it grows with N^2 but with no per-pair Python or hashing, and, unlike hash
     buckets, it does not slow down when many faces look alike (BENCHMARKS.md)."""
-    grey = np.ascontiguousarray(grey, dtype=np.float32)
+    grey = np.array(grey, dtype=np.float32)
     n, d = grey.shape
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     if n < 2:
         return empty
+    # A row with NaN (a flat picture normalised) would poison the shared mean and so every bound:
+    # as zeros it correlates with nothing.
+    grey[~np.isfinite(grey).all(axis=1)] = 0.0
     i, j = _bound_candidates(grey, max_distance)
     corr = np.zeros(len(i), dtype=np.float32)
     for s in range(0, len(i), _PAIR_CHUNK):  # chunks: a pair costs two thumbnails' worth of memory

@@ -102,6 +102,10 @@ def test_correlated_pairs_finds_exactly_the_close_pairs_of_a_brute_force_search(
         assert np.allclose(c, corr[i, j], atol=1e-5)
         copies = sum((2 * k, 2 * k + 1) in want for k in range(40))
         assert 3 < copies < 37  # copies planted on both sides of the threshold
+    flat = grey.copy()
+    flat[100] = np.nan  # a flat thumbnail normalised by a zero spread: the other pairs are still found
+    i, j, _c = correlated_pairs(flat, 0.1)
+    assert set(zip(i.tolist(), j.tolist())) == {p for p in want if 100 not in p}
 
 
 def test_the_pair_bound_holds_and_is_tight_in_the_principal_directions():
