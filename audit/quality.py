@@ -84,6 +84,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -127,7 +128,7 @@ SIGNALS_NAME = f"signals_v{SIGNALS_VERSION}.parquet"
 FINDINGS_VERSION = 3  # bump when the checks change (2: face leaks, 3: all close thumbnail pairs): recomputed
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
-PROCESS_MIN_IMAGES = 50_000  # image_signals: a spawned process pool from this many images on (BENCHMARKS.md)
+PROCESS_MIN_IMAGES = 30_000  # image_signals: a spawned process pool from this many images on (BENCHMARKS.md)
 _PAIR_CHUNK = 5_000  # candidate pairs confirmed at a time (~120 MB of thumbnails)
 ALIGN_SIZE = (96, 128)  # (w, h) grey size at which near-duplicate candidates are aligned and compared
 ALIGN_SCALES = (0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06)  # zooms about the centre tried (crops of <= 3% a side)
@@ -276,7 +277,8 @@ def _one_image(path: str, tolerance: int, props) -> dict:
             else:
                 small = image.reduce(4) if min(size) >= 64 else image.copy()
     except Exception as err:  # whatever a broken file makes PIL raise, it is a finding
-        text = f"{type(err).__name__}: {err}"
+        # PIL names the in-memory buffer it read ("<_io.BytesIO object at 0x...>"): not the user's file
+        text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", f"{type(err).__name__}: {err}")
         out["error_kind"] = "truncated_image" if "truncated" in str(err).lower() else "unreadable_image"
         out["error"] = text
         return out
@@ -355,8 +357,9 @@ def image_signals(root, paths: list[str], *, config: QualityConfig = QualityConf
 
     `workers` threads, or with `processes=True` a pool of spawned processes (never forked): Pillow's
     decode releases the GIL but the small numpy work per image mostly does not. None: processes
-    from PROCESS_MIN_IMAGES images on. On the loaded 2-core box processes lost at 4,800 images
-    (32 s vs 27 s: a spawned worker spends seconds importing cleanvision), so that is high."""
+    from PROCESS_MIN_IMAGES images on: on the 2-core box processes lost at 4,800 images (32 s vs
+    27 s, loaded: a spawned worker spends seconds importing cleanvision) and won at 31,500 (53 s vs
+    60 s, quiet)."""
     workers = max(1, int(workers or os.cpu_count() or 1))
     if processes is None:
         processes = len(paths) >= PROCESS_MIN_IMAGES and workers > 1

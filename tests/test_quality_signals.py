@@ -55,3 +55,22 @@ def test_popcount_matches_unpackbits():
     x = rng.integers(-2**63, 2**63 - 1, size=500, dtype=np.int64)
     bits = np.unpackbits(x.view(np.uint64).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
     assert (_popcount64(x) == bits).all()
+
+
+def test_signals_on_spawned_processes_equal_the_threads_ones(tmp_path):
+    """Full scale runs the signals pass on spawned processes (PROCESS_MIN_IMAGES): same rows."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for k in range(6):
+        rel = f"img{k}.{'png' if k % 2 else 'jpg'}"
+        noise_picture(rng).save(tmp_path / rel)
+        paths.append(rel)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    paths.append("broken.jpg")
+    threads = image_signals(tmp_path, paths, workers=2, processes=False)
+    processes = image_signals(tmp_path, paths, workers=2, processes=True)
+    assert threads["error_kind"].iloc[-1] != "" and (threads["error_kind"].iloc[:-1] == "").all()
+    assert "0x" not in threads["error"].iloc[-1]  # no memory address in the one-line reason
+    pd.testing.assert_frame_equal(threads, processes)
