@@ -129,7 +129,7 @@ FINDINGS_VERSION = 3  # bump when the checks change (2: face leaks, 3: all close
 # Images per thread task (a task per image costs more than the work on small files).
 _CHUNK = 32
 PROCESS_MIN_IMAGES = 30_000  # image_signals: a spawned process pool from this many images on (BENCHMARKS.md)
-_PAIR_CHUNK = 5_000  # candidate pairs confirmed at a time (~120 MB of thumbnails)
+_PAIR_CHUNK = 5_000  # candidate pairs compared by thumbnail at a time (~120 MB of thumbnails)
 ALIGN_SIZE = (96, 128)  # (w, h) grey size at which near-duplicate candidates are aligned and compared
 ALIGN_SCALES = (0.94, 0.96, 0.98, 1.0, 1.02, 1.04, 1.06)  # zooms about the centre tried (crops of <= 3% a side)
 ALIGN_SHIFT = 3  # px (at ALIGN_SIZE) tried either way after each zoom
@@ -588,9 +588,8 @@ def _centre_detail(grey) -> np.ndarray:
 def _zoomed_details(grey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The picture zoomed by each of ALIGN_SCALES: their fine detail over the inside plus ALIGN_SHIFT
     px on each side (Z, h' + 2 shift, w' + 2 shift) float32, and its sums and sums of squares over
-    every shifted window (Z, 2 shift + 1, 2 shift + 1), summed in float64 (an integral image
-    subtracts large sums). One array per quantity, not one per zoom: most of the cost per file
-    was numpy's per-call overhead on these small pictures."""
+    every shifted window (Z, 2 shift + 1, 2 shift + 1), summed in float64 (running sums subtract
+    large values). One array per quantity for all zooms."""
     from PIL import Image
 
     w, h, m, pad = grey.size[0], grey.size[1], _ALIGN_MARGIN, ALIGN_SHIFT
