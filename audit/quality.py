@@ -529,7 +529,7 @@ def _pixel_hashes_of_candidates(root, signals: pd.DataFrame) -> list:
 def _thumb_features(thumbs) -> tuple[np.ndarray, np.ndarray]:
     """Colour thumbnails (bytes, THUMB_SIZE RGB) -> grey (N, w*h) with zero mean and unit spread,
     and colour (N, w*h*3) divided by its mean (a brightened copy stays close)."""
-    rgb = np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(len(thumbs), -1, 3).astype(np.float32)
+    rgb = _thumb_pixels(thumbs).reshape(len(thumbs), -1, 3)
     grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     grey -= grey.mean(axis=1, keepdims=True)
     grey /= grey.std(axis=1, keepdims=True) + 1e-6
