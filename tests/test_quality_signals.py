@@ -4,17 +4,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from audit.quality import find_quality_issues, image_signals, phash_int64
+from audit.quality import find_quality_issues, image_signals
 from fixtures_quality import noise_picture
-
-
-def test_phash_is_imagehash_phash():
-    import imagehash
-
-    rng = np.random.default_rng(0)
-    for k in range(20):
-        grey = noise_picture(rng, size=(96, 128)).convert("L").resize((32, 32), Image.BILINEAR)
-        assert phash_int64(grey) == int(str(imagehash.phash(grey)), 16) - (1 << 63), k
 
 
 def test_jpeg_decoded_at_a_quarter_keeps_size_and_still_fails_when_cut(tmp_path):
@@ -43,18 +34,6 @@ def test_jpeg_decoded_at_a_quarter_keeps_size_and_still_fails_when_cut(tmp_path)
     assert set(findings.loc[findings["path"] == "images/eval/ffhq-50001_male_Asian_40_mask.jpg", "kind"]) <= {
         "truncated_image", "unreadable_image"}
     assert "images/eval/ffhq-50001_male_Asian_40_mask.jpg" in set(findings["path"])
-
-
-def test_popcount_matches_unpackbits():
-    """The pHash distances (the near-duplicate score) equal what unpackbits gives."""
-    import numpy as np
-
-    from audit.quality import _popcount64
-
-    rng = np.random.default_rng(3)
-    x = rng.integers(-2**63, 2**63 - 1, size=500, dtype=np.int64)
-    bits = np.unpackbits(x.view(np.uint64).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-    assert (_popcount64(x) == bits).all()
 
 
 def test_signals_on_spawned_processes_equal_the_threads_ones(tmp_path):
