@@ -128,12 +128,10 @@ def main(argv=None) -> int:
         if t_signals_proc is not None:
             row["signals_processes_s"] = round(t_signals_proc, 2)
             row["ratio_processes"] = round(t_signals_proc / min(d1, d2), 2)
-            row["total_ratio_processes"] = round((t_signals_proc + t_checks) / min(d1, d2), 2)
         # what `python -m audit quality` runs: processes from PROCESS_MIN_IMAGES images on
-        default = t_signals_proc if (t_signals_proc is not None and n >= PROCESS_MIN_IMAGES and workers > 1) else (
-            None if n >= PROCESS_MIN_IMAGES and workers > 1 else t_signals)
-        if default is not None:
-            row["total_ratio_as_run"] = round((default + t_checks) / min(d1, d2), 2)
+        as_run = t_signals_proc if n >= PROCESS_MIN_IMAGES and workers > 1 else t_signals
+        if as_run is not None:
+            row["total_ratio_as_run"] = round((as_run + t_checks) / min(d1, d2), 2)
         if run is not None:
             t0 = time.perf_counter()
             emb, shown = run_embeddings_for(index, run)
