@@ -20,7 +20,9 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Images", f"{len(images):,}")
 c2.metric("People (train)", f"{index.people:,}")
 c3.metric("Eval images", f"{int((images['split'] == 'eval').sum()):,}")
-c4.metric("Data-quality findings", f"{len(index.findings):,}")
+c4.metric("Name and file findings", f"{len(index.findings):,}",
+          help="Problems in names, folders and CSV rows, and files that do not decode. Duplicates, leaks, "
+               "strangers and unusable pictures are counted below once the Data quality page has checked them.")
 
 # ---------------------------------------------------------------- headline metrics
 if ctx.has_run:
@@ -84,10 +86,10 @@ elif quality is None:
                "open the Data quality page to check every image once.")
 
 # ---------------------------------------------------------------- findings
-st.subheader("Data-quality findings")
+st.subheader("Name, folder and file findings")
 findings = index.findings
 if findings.empty:
-    st.success("No data-quality findings: every file parsed and every person is complete.")
+    st.success("No findings in names, folders or files: every file parsed and every person is complete.")
 else:
     kinds = sorted(findings["kind"].unique())
     f1, f2 = st.columns([2, 1])
