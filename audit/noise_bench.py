@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 
 from audit import labels as L
+from audit.noise.merge import SECOND_OPINION_DETECTORS
 from audit.noise.scoring import RESULT_KEYS, score_all, score_detector, truth_items
 
 
-# Detectors fed by a second-opinion run (audit.noise.merge.second_opinion_detectors).
-SECOND_OPINION_DETECTORS = ("second_opinion", "ensemble", "simifeat")
 
 
 @dataclass(frozen=True)

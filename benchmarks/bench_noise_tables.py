@@ -26,7 +26,7 @@ from audit.labels import DEFAULT_BINS  # noqa: E402
 from audit.noise_bench import score_existing  # noqa: E402
 
 bench_noise.ORDER = ["cleanlab", "cleanlab_mean", "person_level", "mask_slots", "neighbours", "age_residual",
-                     "second_opinion", "ensemble", "simifeat", "merged_primary", "merged"]
+                     "second_opinion", "ensemble", "simifeat", "age_likelihood", "merged_primary", "merged"]
 
 
 def true_accuracy(run_dir: Path, truth_path: Path) -> dict:

@@ -1,7 +1,10 @@
 """Fit the merged queue's weights for every field, with the second-opinion detectors, on runs of
 seeds that are NOT reported; print the weights and their scores on the test runs.
 
-    python benchmarks/fit_merge_weights_independent.py --fit DIR [DIR ...] --test DIR [DIR ...]
+    python benchmarks/fit_merge_weights_independent.py --fit DIR [DIR ...] --test DIR [DIR ...] [--run-alone]
+
+--run-alone: leave the second opinion's detectors out (audit.noise.merge.SECOND_OPINION_DETECTORS)
+and fit the table for a run without one (audit.noise.merge.PRIMARY_WEIGHTS).
 
 Each DIR is a `python -m audit bench-noise --keep DIR` folder: DIR/run (the fine-tuned model's run),
 DIR/run_pretrained (the second opinion), DIR/data/truth.csv. Per field, coordinate ascent over
@@ -22,18 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit.demo_data import read_truth  # noqa: E402
 from audit.noise.confident_learning import confident_learning  # noqa: E402
-from audit.noise.merge import merge_queue, run_detectors  # noqa: E402
+from audit.noise.merge import SECOND_OPINION_DETECTORS, merge_queue, run_detectors  # noqa: E402
 from audit.noise.scoring import score_detector, truth_items  # noqa: E402
 from audit.runs import Run  # noqa: E402
 
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def load(folder: str) -> dict:
+def load(folder: str, run_alone: bool = False) -> dict:
     base = Path(folder)
     run, other = Run.open(base / "run"), Run.open(base / "run_pretrained")
     truth = read_truth(base / "data" / "truth.csv")
     frames = run_detectors(run.predictions, run.embeddings, bins=run.bins, second_opinion=other)
+    if run_alone:
+        frames = {n: f for n, f in frames.items() if n not in SECOND_OPINION_DETECTORS}
     baseline = confident_learning(run.predictions, person_agg="max", bins=run.bins)
     return {"name": base.name, "frames": frames, "baseline": baseline,
             "items": truth_items(run.predictions, truth, bins=run.bins)}
@@ -64,8 +69,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", nargs="+", required=True)
     ap.add_argument("--test", nargs="+", required=True)
+    ap.add_argument("--run-alone", action="store_true", help="fit without the second opinion's detectors")
     args = ap.parse_args()
-    fit, test = [load(f) for f in args.fit], [load(f) for f in args.test]
+    fit, test = [load(f, args.run_alone) for f in args.fit], [load(f, args.run_alone) for f in args.test]
     fitted = {}
     for field in ("mask", "gender", "age"):
         w, s = fit_field(fit, field)

@@ -44,7 +44,9 @@ def test_merge_queue_shape_order_and_suggestions():
         "item": ["a/x.jpg"], "item_kind": "image", "field": "mask", "split": "train", "person": ["a"],
         "path": ["a/x.jpg"], "given": [2], "suggested": [1], "score": [4.0], "flagged": [True],
         "evidence": ["swap"]}, "mask_slots")
-    q = merge_queue([strong, weak, partial, mask])
+    # Weights given, not the fitted tables: the test is about the queue's shape and order.
+    q = merge_queue([strong, weak, partial, mask],
+                    weights={"person_level": 1.0, "cleanlab": 0.25, "neighbours": 0.25, "mask_slots": 1.0})
     assert list(q.columns[:len(QUEUE_COLUMNS)]) == QUEUE_COLUMNS
     assert {"score_person_level", "score_cleanlab", "score_neighbours", "score_mask_slots"} <= set(q.columns)
     assert len(q) == 5 and not q.duplicated(["item", "field"]).any()
@@ -176,3 +178,22 @@ def test_suspect_scores_spread_person_items_over_their_photos():
     assert fields.tolist() == ["age, gender", "mask, age, gender", "", "mask"]
     empty_score, empty_fields = suspect_scores(preds, None)
     assert empty_score.tolist() == [0.0] * 4 and empty_fields.tolist() == [""] * 4
+
+
+def test_the_weights_follow_whether_a_second_opinion_judged_the_items():
+    from audit.noise.merge import DEFAULT_WEIGHTS, PRIMARY_WEIGHTS
+
+    items = ["a", "b", "c"]
+    own = _frame("cleanlab", items, [3.0, 0.1, 0.0], [1, 1, 1])
+    other = _frame("ensemble", items, [0.0, 0.1, 3.0], [1, 1, 1])
+    alone = merge_queue([own]).set_index("item")
+    assert alone["score"].idxmax() == "a"  # the run alone: its own detectors count
+    both = merge_queue([own, other]).set_index("item")
+    want = "c" if DEFAULT_WEIGHTS[("ensemble", "gender")] > DEFAULT_WEIGHTS[("cleanlab", "gender")] else "a"
+    assert both["score"].idxmax() == want
+    assert PRIMARY_WEIGHTS[("cleanlab", "gender")] > 0
+    # A second opinion on eval images only leaves train people to the run's own table.
+    eval_only = detector_frame({**{c: other[c].to_numpy() for c in other.columns if c != "detector"},
+                                "item": ["e1", "e2", "e3"], "item_kind": "image", "split": "eval"}, "ensemble")
+    mixed = merge_queue([own, eval_only]).set_index("item")
+    assert mixed.loc["a", "score"] == alone.loc["a", "score"]

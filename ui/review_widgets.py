@@ -33,6 +33,7 @@ DETECTOR_NAMES = {
     "mask_slots": "The person's mask photos",
     "neighbours": "Similar faces",
     "age_residual": "Predicted age",
+    "age_likelihood": "The other run's age in years",
 }
 FIELD_NAMES = {f.name: f.title for f in labels.FIELD_INFO.values()}  # "mask" -> "Mask"
 

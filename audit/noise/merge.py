@@ -18,23 +18,32 @@ import pandas as pd
 from audit import labels as L
 from audit.noise import DETECTOR_COLUMNS, concat_frames
 
-# Weights per (detector, field). Gender and age: FITTED by benchmarks/fit_merge_weights_independent.py
-# (coordinate ascent over 0..4 per detector, best AUPRC) on bench-noise seed 5 - a run fine-tuned
-# from weights/pretrained with that checkpoint as the second opinion - and reported on seeds 0-4,
-# which the fit never saw (BENCHMARKS.md "Label-noise detectors", fifth session). Each field's
-# weights are divided by their largest, so the fields interleave in the queue as before.
-# Without a second opinion the second_opinion/ensemble/simifeat terms are simply absent.
+# Weights per (detector, field), FITTED by benchmarks/fit_merge_weights_independent.py (coordinate
+# ascent over 0..4 per detector, best mean AUPRC) on bench-noise seeds 5-9 - runs fine-tuned from
+# weights/pretrained, with that checkpoint's own run as the second opinion - and reported on seeds
+# 0-4 and 10, which the fit never saw (BENCHMARKS.md "Label-noise detectors", tenth session).
+# Two tables: with a second opinion its detectors carry gender and age (they never learned these
+# labels); a run alone has only its own detectors, fitted without the others (--run-alone). Each
+# field's weights are divided by their largest, so the fields interleave in the queue.
 # Mask: declared - every setting tried scored AUPRC 1.0 (the slot detector finds every swap).
 DEFAULT_WEIGHTS = {
-    ("person_level", "gender"): 1.0, ("cleanlab", "gender"): 1.0, ("second_opinion", "gender"): 1.0,
-    ("ensemble", "gender"): 1.0, ("simifeat", "gender"): 0.0625, ("neighbours", "gender"): 0.0,
-    ("age_residual", "age"): 1.0, ("ensemble", "age"): 1.0, ("second_opinion", "age"): 0.25,
-    ("person_level", "age"): 0.125, ("cleanlab", "age"): 0.0625, ("neighbours", "age"): 0.0625,
-    ("simifeat", "age"): 0.0625,
+    ("ensemble", "gender"): 1.0, ("second_opinion", "gender"): 0.25, ("simifeat", "gender"): 0.25,
+    ("neighbours", "gender"): 0.0625, ("person_level", "gender"): 0.0, ("cleanlab", "gender"): 0.0,
+    ("age_likelihood", "age"): 1.0, ("second_opinion", "age"): 0.0625, ("simifeat", "age"): 0.0625,
+    ("ensemble", "age"): 0.0, ("age_residual", "age"): 0.0, ("person_level", "age"): 0.0,
+    ("cleanlab", "age"): 0.0, ("neighbours", "age"): 0.0,
     ("mask_slots", "mask"): 1.0, ("neighbours", "mask"): 0.25, ("cleanlab", "mask"): 0.25,
     ("second_opinion", "mask"): 0.5, ("simifeat", "mask"): 0.25, ("ensemble", "mask"): 0.25,
 }
+PRIMARY_WEIGHTS = {
+    ("cleanlab", "gender"): 1.0, ("person_level", "gender"): 0.25, ("neighbours", "gender"): 0.25,
+    ("age_residual", "age"): 1.0, ("cleanlab", "age"): 0.25, ("person_level", "age"): 0.25,
+    ("neighbours", "age"): 0.0625,
+    ("mask_slots", "mask"): 1.0, ("neighbours", "mask"): 0.25, ("cleanlab", "mask"): 0.25,
+}
 DEFAULT_WEIGHT = 0.25  # a detector/field pair not listed above
+# What `second_opinion_detectors` may return: the detectors another run feeds.
+SECOND_OPINION_DETECTORS = ("second_opinion", "ensemble", "simifeat", "age_likelihood")
 # How the merge's cleanlab member scores a train person from their photos (the fitted choice);
 # the benchmark's cleanlab BASELINE stays the max over photos.
 MERGE_CLEANLAB_AGG = "mean"
@@ -64,7 +73,8 @@ def merge_queue(detector_frames, *, weights: dict | None = None) -> pd.DataFrame
     (item, field), best first. Columns QUEUE_COLUMNS plus `score_<detector>` (each detector's
     own score, NaN where it did not judge the item).
 
-    `weights`: {(detector, field): w} or {detector: w}, overriding DEFAULT_WEIGHTS.
+    `weights`: {(detector, field): w} or {detector: w}, overriding the fitted table: DEFAULT_WEIGHTS
+    where a second opinion's detectors judged the (field, item kind), PRIMARY_WEIGHTS elsewhere.
     """
     frames = list(detector_frames.values()) if isinstance(detector_frames, dict) else list(detector_frames)
     allf = concat_frames(frames)
@@ -73,7 +83,12 @@ def merge_queue(detector_frames, *, weights: dict | None = None) -> pd.DataFrame
     allf = allf[DETECTOR_COLUMNS].copy()
     allf["p"] = allf.groupby(["detector", "field", "item_kind"], sort=False)["score"].transform(
         lambda s: tail_p_values(s.to_numpy()))
-    allf["w"] = [_weight(weights, d, f) for d, f in zip(allf["detector"], allf["field"])]
+    # Per (field, item kind): the second opinion's table where its detectors judged such items (a
+    # partial second opinion, e.g. eval images only, leaves the train people to the run's own).
+    so = allf["detector"].isin(SECOND_OPINION_DETECTORS)
+    with_so = set(zip(allf.loc[so, "field"], allf.loc[so, "item_kind"]))
+    allf["w"] = [_weight(weights, d, f, DEFAULT_WEIGHTS if (f, kd) in with_so else PRIMARY_WEIGHTS)
+                 for d, f, kd in zip(allf["detector"], allf["field"], allf["item_kind"])]
     allf["contribution"] = allf["w"] * -np.log(allf["p"].clip(lower=1e-12))
 
     key = ["item", "field"]
@@ -115,13 +130,13 @@ def merge_queue(detector_frames, *, weights: dict | None = None) -> pd.DataFrame
     return queue[QUEUE_COLUMNS + extra]
 
 
-def _weight(weights, detector, field) -> float:
+def _weight(weights, detector, field, table) -> float:
     if weights:
         if (detector, field) in weights:
             return float(weights[(detector, field)])
         if detector in weights:
             return float(weights[detector])
-    return float(DEFAULT_WEIGHTS.get((detector, field), DEFAULT_WEIGHT))
+    return float(table.get((detector, field), DEFAULT_WEIGHT))
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,14 @@ def second_opinion_detectors(predictions: pd.DataFrame, other, *, bins: L.AgeBin
     name = f"run {getattr(other, 'name', '') or 'another run'}"
     out = {"second_opinion": second_opinion(predictions, other_preds, bins=bins, other_name=name),
            "ensemble": ensemble(predictions, other_preds, bins=bins)}
+    if "pred_age" in other_preds.columns and "age" in predictions.columns:
+        from audit.noise.age_likelihood import age_likelihood
+
+        their_age = other_preds.drop_duplicates("path").set_index("path")["pred_age"]
+        ages = pd.to_numeric(their_age.reindex(predictions["path"].to_numpy()), errors="coerce").to_numpy()
+        frame = age_likelihood(predictions, ages, bins=bins, source=name)
+        if len(frame):
+            out["age_likelihood"] = frame
     emb = getattr(other, "embeddings", None)
     if emb is not None and len(emb) == len(other_preds):
         # SimiFeat votes with THIS run's labels in the OTHER run's feature space: align rows by path.

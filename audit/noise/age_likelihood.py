@@ -1,0 +1,116 @@
+"""The given age in YEARS against an independent model's predicted age: a likelihood ratio.
+
+Age labels carry years (`000123_female_Asian_45`), which a bin classifier throws away: a person
+labelled 45 whose photos read 28 is far from the label, one labelled 31 who reads 28 is close,
+though both read 2 years below the 30-59 bin. Model: the predicted age (for a train person the
+mean over their photos) is the true age plus Gaussian noise of spread sigma (1.4826 x the median
+absolute deviation of predicted - given age: most labels are right, so the median ignores the
+wrong ones). If the label is right the true age IS the given age; if it is wrong the true age
+lies in another bin, as common there as ages are among all given labels (a smoothed histogram).
+
+    score = log P(predicted | true age in another bin) - log P(predicted | true age = given age)
+
+in nats; > 0: the years fit another bin better than the label. The suggestion is the other bin
+holding most of that likelihood.
+
+Used with a second opinion (`audit.noise.merge.second_opinion_detectors`): the other run - the
+domain-pretrained backbone's heads, another architecture, imported predictions with an age - never
+learned these labels, so its age reading cannot have absorbed their mistakes (bench-noise seeds
+0-4, moved ages: AUPRC 0.516 from the pretrained run's ages; the same ratio on the fine-tuned run's
+own out-of-fold ages reached 0.37 in a trial, about age_residual's 0.33).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from audit import labels as L
+from audit.noise import detector_frame, empty_detector_frame, person_groups
+
+NAME = "age_likelihood"
+AGES = np.arange(0, 101)  # the years the prior and the likelihoods run over
+MIN_SIGMA = 1.0  # years: a near-perfect reader must not turn a 1-year slip into certainty
+MIN_OWN_SPREAD = 20  # items of a kind needed to estimate its own sigma (else the train people's)
+
+
+def _age_prior(given_ages: np.ndarray) -> np.ndarray:
+    """How common each age of AGES is among the given labels: a histogram smoothed over 5 years,
+    with a floor so no age is impossible. (len(AGES),), sums to 1."""
+    hist = np.bincount(np.clip(np.rint(given_ages).astype(np.int64), 0, AGES[-1]), minlength=len(AGES))
+    prior = np.convolve(hist.astype(np.float64) + 0.5, np.ones(5) / 5, mode="same")
+    return prior / prior.sum()
+
+
+def _robust_sigma(residual: np.ndarray) -> float:
+    r = residual[np.isfinite(residual)]
+    if not len(r):
+        return MIN_SIGMA
+    return max(float(1.4826 * np.median(np.abs(r - np.median(r)))), MIN_SIGMA)
+
+
+def log_likelihoods(pred: np.ndarray, given_age: np.ndarray, given_bin: np.ndarray, sigma: float,
+                    prior: np.ndarray, bins: L.AgeBins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log P(pred | label right), log P(pred | label wrong), suggested bin), each (N,).
+    Gaussian constants cancel in the ratio and are left out."""
+    from scipy.special import logsumexp
+
+    pred = np.asarray(pred, dtype=np.float64)
+    right = -0.5 * ((pred - given_age) / sigma) ** 2
+    z = -0.5 * ((pred[:, None] - AGES[None, :]) / sigma) ** 2 + np.log(prior)[None, :]
+    age_bin = np.asarray(bins.bin(AGES.astype(np.float64)), dtype=np.int64).reshape(-1)
+    per_bin = np.stack([logsumexp(z[:, age_bin == b], axis=1) for b in range(3)], axis=1)
+    per_bin[np.arange(len(pred)), given_bin] = -np.inf
+    return right, logsumexp(per_bin, axis=1), per_bin.argmax(axis=1)
+
+
+def age_likelihood(labels: pd.DataFrame, pred_age: np.ndarray, *, bins: L.AgeBins = L.DEFAULT_BINS,
+                   source: str = "the model") -> pd.DataFrame:
+    """Detector frame (see audit.noise) for the age field: `labels` (rows with split, person, path,
+    mask_type, age, age_bin) judged by `pred_age` (N,), years, aligned with them. Rows whose
+    pred_age or age is missing are skipped; empty when none is left."""
+    pred_age = np.asarray(pred_age, dtype=np.float64)
+    ok = np.isfinite(pred_age) & labels["age"].notna().to_numpy()
+    df = labels[ok].reset_index(drop=True)
+    pred_age = pred_age[ok]
+    if not len(df):
+        return empty_detector_frame()
+    is_train = df["split"].to_numpy() == "train"
+    parts = []
+    if is_train.any():
+        train = df[is_train]
+        codes, people = person_groups(train)
+        n = people["n"].to_numpy()
+        pred = np.bincount(codes, weights=pred_age[is_train], minlength=len(people)) / n
+        given_age = np.zeros(len(people))
+        given_age[codes] = train["age"].to_numpy(dtype=float)
+        given_bin = np.zeros(len(people), dtype=np.int64)
+        given_bin[codes] = train["age_bin"].to_numpy(dtype=np.int64)
+        parts.append(("person", people["person"].to_numpy(), people, pred, given_age, given_bin))
+    if (~is_train).any():
+        ev = df[~is_train]
+        people = ev[["person", "split", "path"]].reset_index(drop=True)
+        parts.append(("image", ev["path"].to_numpy(), people, pred_age[~is_train],
+                      ev["age"].to_numpy(dtype=float), ev["age_bin"].to_numpy(dtype=np.int64)))
+    prior = _age_prior(np.concatenate([p[4] for p in parts]))
+    # A person's mean over 7 photos is steadier than one eval photo: each kind its own spread,
+    # when it has enough items to estimate one.
+    first_sigma = _robust_sigma(parts[0][3] - parts[0][4])
+    names = bins.labels
+    frames = []
+    for kind, item, people, pred, given_age, given_bin in parts:
+        sigma = _robust_sigma(pred - given_age) if len(pred) >= MIN_OWN_SPREAD else first_sigma
+        right, wrong, suggested = log_likelihoods(pred, given_age, given_bin, sigma, prior, bins)
+        score = wrong - right
+        what = "mean predicted age" if kind == "person" else "predicted age"
+        evidence = [
+            f"{source}: {what} {p:.1f} vs labelled {a:.0f} ({names[g]}): {abs(p - a):.1f} years off "
+            f"(spread {sigma:.1f}); " + (f"an age in {names[s]} fits {np.exp(min(sc, 50)):.3g}x better"
+                                         if sc > 0 else "the labelled age fits better")
+            for p, a, g, s, sc in zip(pred, given_age, given_bin, suggested, score)
+        ]
+        frames.append(detector_frame({
+            "item": item, "item_kind": kind, "field": "age", "split": people["split"].to_numpy(),
+            "person": people["person"].to_numpy(), "path": people["path"].to_numpy(), "given": given_bin,
+            "suggested": suggested, "score": score, "flagged": score > 0, "evidence": evidence,
+        }, NAME))
+    return pd.concat(frames, ignore_index=True)
