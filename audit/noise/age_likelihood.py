@@ -63,6 +63,12 @@ def log_likelihoods(pred: np.ndarray, given_age: np.ndarray, given_bin: np.ndarr
     return right, logsumexp(per_bin, axis=1), per_bin.argmax(axis=1)
 
 
+def _times(log_ratio: float) -> str:
+    """A likelihood ratio a reviewer can read: '3.2x', '45x', 'over 1,000x'."""
+    r = float(np.exp(min(log_ratio, 50.0)))
+    return f"{r:.1f}x" if r < 10 else f"{r:.0f}x" if r < 1000 else "over 1,000x"
+
+
 def age_likelihood(labels: pd.DataFrame, pred_age: np.ndarray, *, bins: L.AgeBins = L.DEFAULT_BINS,
                    source: str = "the model") -> pd.DataFrame:
     """Detector frame (see audit.noise) for the age field: `labels` (rows with split, person, path,
@@ -104,7 +110,7 @@ def age_likelihood(labels: pd.DataFrame, pred_age: np.ndarray, *, bins: L.AgeBin
         what = "mean predicted age" if kind == "person" else "predicted age"
         evidence = [
             f"{source}: {what} {p:.1f} vs labelled {a:.0f} ({names[g]}): {abs(p - a):.1f} years off "
-            f"(spread {sigma:.1f}); " + (f"an age in {names[s]} fits {np.exp(min(sc, 50)):.3g}x better"
+            f"(spread {sigma:.1f}); " + (f"an age in {names[s]} fits {_times(sc)} better"
                                          if sc > 0 else "the labelled age fits better")
             for p, a, g, s, sc in zip(pred, given_age, given_bin, suggested, score)
         ]
