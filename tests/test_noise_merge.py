@@ -197,3 +197,18 @@ def test_the_weights_follow_whether_a_second_opinion_judged_the_items():
                                 "item": ["e1", "e2", "e3"], "item_kind": "image", "split": "eval"}, "ensemble")
     mixed = merge_queue([own, eval_only]).set_index("item")
     assert mixed.loc["a", "score"] == alone.loc["a", "score"]
+
+
+def test_a_second_opinion_without_its_lead_detector_keeps_the_runs_own_weights():
+    """An imported second opinion without ages feeds second_opinion for age but not age_likelihood:
+    the run's own age detectors must still count (the fitted table gives them 0)."""
+    from audit.noise.merge import DEFAULT_WEIGHTS, LEAD_DETECTOR
+
+    items = ["a", "b", "c"]
+    own = _frame("age_residual", items, [3.0, 0.1, 0.0], [1, 1, 1], field="age")
+    other = _frame("second_opinion", items, [0.0, 0.1, 3.0], [1, 1, 1], field="age")
+    assert LEAD_DETECTOR["age"] == "age_likelihood" and DEFAULT_WEIGHTS[("age_residual", "age")] == 0
+    q = merge_queue([own, other]).set_index("item")
+    assert q["score"].idxmax() == "a"
+    lead = _frame("age_likelihood", items, [0.0, 0.1, 3.0], [1, 1, 1], field="age")
+    assert merge_queue([own, other, lead]).set_index("item")["score"].idxmax() == "c"

@@ -25,7 +25,8 @@ from audit.noise import DETECTOR_COLUMNS, concat_frames
 # Two tables: with a second opinion its detectors carry gender and age (they never learned these
 # labels); a run alone has only its own detectors, fitted without the others (--run-alone). Each
 # field's weights are divided by their largest, so the fields interleave in the queue.
-# Mask: declared - every setting tried scored AUPRC 1.0 (the slot detector finds every swap).
+# Mask: declared, in DEFAULT_WEIGHTS alone - every setting tried scored AUPRC 1.0 (the slot
+# detector finds every swap).
 DEFAULT_WEIGHTS = {
     ("ensemble", "gender"): 1.0, ("second_opinion", "gender"): 0.25, ("simifeat", "gender"): 0.25,
     ("neighbours", "gender"): 0.0625, ("person_level", "gender"): 0.0, ("cleanlab", "gender"): 0.0,
@@ -39,11 +40,17 @@ PRIMARY_WEIGHTS = {
     ("cleanlab", "gender"): 1.0, ("person_level", "gender"): 0.25, ("neighbours", "gender"): 0.25,
     ("age_residual", "age"): 1.0, ("cleanlab", "age"): 0.25, ("person_level", "age"): 0.25,
     ("neighbours", "age"): 0.0625,
-    ("mask_slots", "mask"): 1.0, ("neighbours", "mask"): 0.25, ("cleanlab", "mask"): 0.25,
 }
 DEFAULT_WEIGHT = 0.25  # a detector/field pair not listed above
 # What `second_opinion_detectors` may return: the detectors another run feeds.
 SECOND_OPINION_DETECTORS = ("second_opinion", "ensemble", "simifeat", "age_likelihood")
+# The second-opinion detector DEFAULT_WEIGHTS leans on most, per field: where it is missing, the
+# fitted table does not apply and PRIMARY_WEIGHTS does.
+LEAD_DETECTOR = {
+    field: max((d for (d, f) in DEFAULT_WEIGHTS if f == field and d in SECOND_OPINION_DETECTORS),
+               key=lambda d: DEFAULT_WEIGHTS[(d, field)])
+    for field in ("gender", "age")
+}
 # How the merge's cleanlab member scores a train person from their photos (the fitted choice);
 # the benchmark's cleanlab BASELINE stays the max over photos.
 MERGE_CLEANLAB_AGG = "mean"
@@ -74,7 +81,8 @@ def merge_queue(detector_frames, *, weights: dict | None = None) -> pd.DataFrame
     own score, NaN where it did not judge the item).
 
     `weights`: {(detector, field): w} or {detector: w}, overriding the fitted table: DEFAULT_WEIGHTS
-    where a second opinion's detectors judged the (field, item kind), PRIMARY_WEIGHTS elsewhere.
+    where the second opinion's lead detector (LEAD_DETECTOR) judged the (field, item kind), else
+    PRIMARY_WEIGHTS (mask always uses DEFAULT_WEIGHTS: its weights are declared for both).
     """
     frames = list(detector_frames.values()) if isinstance(detector_frames, dict) else list(detector_frames)
     allf = concat_frames(frames)
@@ -83,10 +91,11 @@ def merge_queue(detector_frames, *, weights: dict | None = None) -> pd.DataFrame
     allf = allf[DETECTOR_COLUMNS].copy()
     allf["p"] = allf.groupby(["detector", "field", "item_kind"], sort=False)["score"].transform(
         lambda s: tail_p_values(s.to_numpy()))
-    # Per (field, item kind): the second opinion's table where its detectors judged such items (a
-    # partial second opinion, e.g. eval images only, leaves the train people to the run's own).
-    so = allf["detector"].isin(SECOND_OPINION_DETECTORS)
-    with_so = set(zip(allf.loc[so, "field"], allf.loc[so, "item_kind"]))
+    # Per (field, item kind): the second opinion's table where the detector it leans on most judged
+    # such items; elsewhere the run's own (a second opinion of eval images only, or one imported
+    # without ages, must not zero out the run's own evidence on what it did not judge).
+    present = set(zip(allf["detector"], allf["field"], allf["item_kind"]))
+    with_so = {(f, kd) for _d, f, kd in present if f not in LEAD_DETECTOR or (LEAD_DETECTOR[f], f, kd) in present}
     allf["w"] = [_weight(weights, d, f, DEFAULT_WEIGHTS if (f, kd) in with_so else PRIMARY_WEIGHTS)
                  for d, f, kd in zip(allf["detector"], allf["field"], allf["item_kind"])]
     allf["contribution"] = allf["w"] * -np.log(allf["p"].clip(lower=1e-12))
