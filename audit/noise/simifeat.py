@@ -35,16 +35,16 @@ from audit.noise import best_other, concat_frames, detector_frame, given_codes, 
 NAME = "simifeat"
 
 
-def soft_labels(embeddings: np.ndarray, persons: np.ndarray, labels: np.ndarray, n_codes: int, *, k: int = 10,
-                rounds: int = 3, seed: int = 0) -> np.ndarray:
-    """(N, n_codes) similarity-weighted label histograms of each row's k nearest other people's rows,
-    averaged over `rounds` random projections of the features (round 0: the features themselves)."""
+def neighbour_rounds(embeddings: np.ndarray, persons: np.ndarray, *, k: int = 10, rounds: int = 3,
+                     seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per round, (idx (N, k) of each row's nearest other people's rows, -1 where fewer; their
+    vote weights (N, k)): round 0 in the features themselves, later rounds in random projections.
+    The same for every field, so `simifeat` searches once per round, not once per round and field."""
     from audit.noise.neighbours import nearest_other_people_with_similarity
 
     x = np.asarray(embeddings, dtype=np.float32)
     rng = np.random.default_rng(seed)
-    total = np.zeros((len(x), n_codes))
-    y = np.asarray(labels, dtype=np.int64)
+    out = []
     for r in range(max(1, rounds)):
         feats = x
         if r > 0 and x.shape[1] > 4:
@@ -53,12 +53,25 @@ def soft_labels(embeddings: np.ndarray, persons: np.ndarray, labels: np.ndarray,
             keep = rng.choice(d, size=max(4, (3 * d) // 4), replace=False)
             feats = x[:, keep] @ rng.standard_normal((len(keep), len(keep))).astype(np.float32)
         idx, sim = nearest_other_people_with_similarity(feats, persons, k=k)
-        w = np.where(idx >= 0, np.clip(sim, 0.0, None) + 1e-6, 0.0)
-        hist = np.zeros((len(x), n_codes))
+        out.append((idx, np.where(idx >= 0, np.clip(sim, 0.0, None) + 1e-6, 0.0)))
+    return out
+
+
+def soft_labels(embeddings: np.ndarray, persons: np.ndarray, labels: np.ndarray, n_codes: int, *, k: int = 10,
+                rounds: int = 3, seed: int = 0, neighbours: list | None = None) -> np.ndarray:
+    """(N, n_codes) similarity-weighted label histograms of each row's k nearest other people's rows,
+    averaged over `rounds` random projections of the features (round 0: the features themselves).
+    `neighbours`: `neighbour_rounds`' result for these rows, to reuse (else searched here)."""
+    if neighbours is None:
+        neighbours = neighbour_rounds(embeddings, persons, k=k, rounds=rounds, seed=seed)
+    y = np.asarray(labels, dtype=np.int64)
+    total = np.zeros((len(y), n_codes))
+    for idx, w in neighbours:
+        hist = np.zeros((len(y), n_codes))
         for c in range(n_codes):
             hist[:, c] = (w * (y[np.where(idx >= 0, idx, 0)] == c)).sum(axis=1)
         total += hist / np.clip(hist.sum(axis=1, keepdims=True), 1e-12, None)
-    return total / max(1, rounds)
+    return total / len(neighbours)
 
 
 def simifeat(predictions: pd.DataFrame, embeddings: np.ndarray, *, fields=L.FIELDS, k: int = 10, rounds: int = 3,
@@ -70,10 +83,11 @@ def simifeat(predictions: pd.DataFrame, embeddings: np.ndarray, *, fields=L.FIEL
     persons = predictions["person"].to_numpy()
     split = predictions["split"].to_numpy()
     frames = []
+    near = neighbour_rounds(embeddings, persons, k=k, rounds=rounds)
     for field in fields:
         names = L.field_value_names(field, bins)
         y = given_codes(predictions, field)
-        soft = soft_labels(embeddings, persons, y, len(names), k=k, rounds=rounds)
+        soft = soft_labels(embeddings, persons, y, len(names), neighbours=near)
         person_mode = (split == "train") & (field != "mask")
         if (~person_mode).any():
             part, d, g = predictions[~person_mode], soft[~person_mode], y[~person_mode]
