@@ -7,7 +7,7 @@ bench face.
 
 Identities. Identity i is drawn from `audit.demo_data._rng(PRETRAIN_SEED, f"pretrain/{i}")`:
 PRETRAIN_SEED = 1,000,000, while every demo, test and benchmark in this repository draws with
-seeds 0..10, and the key namespace "pretrain/" is one `make_demo` never uses ("plan", "look/...",
+seeds below 1000, and the key namespace "pretrain/" is one `make_demo` never uses ("plan", "look/...",
 "shot/..."), so the streams are disjoint twice over. Identities 0..identities-1 train; the next
 `val_identities` are a held-out check (per-epoch metrics against the true labels).
 Each identity gets `photos` photos of one look (`face_drawing.sample_look`): the first wears a
@@ -400,4 +400,4 @@ def fit_arrays(model, config: PretrainConfig, x_train: np.ndarray, y_train: np.n
 def describe_seeds() -> str:
     """One line for the model card and README: which seeds the pretraining identities come from."""
     return (f"identities drawn from audit.demo_data._rng({PRETRAIN_SEED}, 'pretrain/<i>'); demos, tests and "
-            "benchmarks use seeds 0..10 and never the 'pretrain/' key namespace")
+            "benchmarks use seeds below 1000 and never the 'pretrain/' key namespace")

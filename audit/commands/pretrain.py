@@ -35,7 +35,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="(default: %(default)s)")
     parser.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=d.seed,
-                        help="drawing seed, >= 1000 (default: %(default)s; demos, tests and benchmarks use 0..10)")
+                        help="drawing seed, >= 1000 (default: %(default)s; demos, tests and benchmarks use seeds below 1000)")
     parser.add_argument("--work-dir", default=None, help="drawn pixels + resume state (default: workspace/pretrain)")
     parser.add_argument("--workers", type=int, default=2, help="drawing processes (spawn) (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
