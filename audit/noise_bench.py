@@ -27,8 +27,6 @@ from audit.noise.merge import SECOND_OPINION_DETECTORS
 from audit.noise.scoring import RESULT_KEYS, score_all, score_detector, truth_items
 
 
-
-
 @dataclass(frozen=True)
 class BenchConfig:
     """One benchmark run. Sizes are the demo's; training options are audit.training's."""
