@@ -33,6 +33,9 @@ DETECTOR_NAMES = {
     "mask_slots": "The person's mask photos",
     "neighbours": "Similar faces",
     "age_residual": "Predicted age",
+    "second_opinion": "The other run disagrees",
+    "ensemble": "Both runs together",
+    "simifeat": "Similar faces to the other run",
     "age_likelihood": "The other run's age in years",
 }
 FIELD_NAMES = {f.name: f.title for f in labels.FIELD_INFO.values()}  # "mask" -> "Mask"
