@@ -1023,7 +1023,8 @@ def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, em
     good = signals[~bad].reset_index(drop=True)
     good_images = images[~bad].reset_index(drop=True)
     props = property_findings(good, config)
-    blank = good["path"].isin(set(props.loc[props["kind"] == "low_information", "path"])).to_numpy()
+    blank_paths = set(props.loc[props["kind"] == "low_information", "path"])
+    blank = good["path"].isin(blank_paths).to_numpy()
     # Photos already found unusable (dark, blank, blurred...) are far from everyone: judged by what
     # they are, they stay out of the person checks.
     have = ~good["path"].isin(set(props["path"])).to_numpy()
@@ -1052,7 +1053,6 @@ def find_quality_issues(root, images: pd.DataFrame, signals: pd.DataFrame, *, em
     parts.append(dups)
     # A blank picture is reported as low_information only, a dark one not also as blurry or grey:
     # the weaker edges and colours follow from what it is.
-    blank_paths = set(props.loc[props["kind"] == "low_information", "path"])
     dark_paths = set(props.loc[props["kind"] == "dark", "path"])
     drop = (((props["kind"] != "low_information") & props["path"].isin(blank_paths))
             | (props["kind"].isin(("blurry", "grayscale")) & props["path"].isin(dark_paths)))
