@@ -20,11 +20,13 @@ for every age detector on the demo. Also scored: the same oracle restricted to m
 The apparent age itself is never drawn: `sample_look` renders it through cues with their own noise
 (wrinkles, sag and grey hair each `(app - a) / b + N(0, s)`, clipped to 0..1, grey missing on 10% of
 people; the "youth" of faces under 28 shapes eye size, face height and width and the jaw, each with
-its own noise). So the second oracle, "drawn cues", sees those rendered values exactly (and the
-femininity latent the geometry also follows) and computes the Bayes posterior through them:
+its own noise; some men whose apparent age is over 38 get a receding hairline). So the second
+oracle, "drawn cues", sees those rendered values exactly (and the gender and femininity latent the
+geometry and hair also follow) and computes the Bayes posterior through them:
 P(cues | true age a) = sum over apparent ages A of P(cues | A) N(A; a, APPARENT_SD). That is the
-ceiling a reader of the pictures can reach - still generous: it sees sub-pixel values exactly, and
-leaves out only the receding hairline some men over 38 get (a weak cue).
+ceiling a reader of the pictures can reach - still generous: it sees sub-pixel values exactly.
+(Glasses, age spots, fuller lips and skin tone follow the drawn sag or lines, so they add nothing
+once those are seen.)
 """
 from __future__ import annotations
 
@@ -78,8 +80,14 @@ def _cue_means(app, fem, sag):
             "jaw": 0.5 - 0.28 * fem - 0.2 * youth + 0.25 * sag, "eye_size": 0.97 + 0.2 * youth + 0.05 * fem}
 
 
-def draw_cues(rng, app, fem):
-    """The rendered age cues of people with apparent ages `app` (N,) and femininity `fem` (N,)."""
+def _p_receding(app, sag):
+    """P(receding hairline) of a man without long hair: sample_look's rule."""
+    return np.where(app > 38, 0.35 + 0.3 * sag, 0.0)
+
+
+def draw_cues(rng, app, fem, female):
+    """The rendered age cues of people with apparent ages `app`, femininity `fem` and gender `female`
+    (each (N,)); "hair": 1 receding, 0 short or buzz (a man without long hair), -1 no age cue."""
     n = len(app)
     cues = {}
     for name in ("wrinkles", "sag"):
@@ -91,6 +99,8 @@ def draw_cues(rng, app, fem):
     for name in ("face_w", "face_h", "jaw", "eye_size"):
         sd, lo, hi = CLIPPED[name]
         cues[name] = np.clip(means[name] + rng.normal(0, sd, n), lo, hi)
+    short = ~female & (rng.random(n) >= 1 / (1 + np.exp(-3.2 * fem)))  # not long hair (curly ignored)
+    cues["hair"] = np.where(short, (rng.random(n) < _p_receding(app, cues["sag"])).astype(int), -1)
     return cues
 
 
@@ -114,6 +124,10 @@ def cue_log_likelihood(cues, fem, true_ages, apparent_sd):
     grey = cues["grey"][:, None]
     drawn = np.log(0.9) + _clipped_logpdf(grey, means["grey"], sd, lo, hi)
     total += np.where(grey == 0, np.logaddexp(np.log(0.1), drawn), drawn)
+    hair = cues["hair"][:, None]
+    p = _p_receding(A, cues["sag"][:, None])
+    with np.errstate(divide="ignore"):
+        total += np.where(hair == 1, np.log(p), np.where(hair == 0, np.log1p(-p), 0.0))
     prior = norm.logpdf(APP_GRID[None, :], np.asarray(true_ages, float)[:, None], apparent_sd)  # (T, A)
     return logsumexp(total[:, None, :] + prior[None, :, :], axis=2) + np.log(APP_GRID[1] - APP_GRID[0])
 
@@ -148,6 +162,10 @@ def bench_seeds(seeds: list[int]) -> None:
         given = np.array([p.given_age for p in plan])
         noisy = given != np.array([p.true_age for p in plan])
         cues = {name: np.array([getattr(look, name) for look in looks]) for name in CLIPPED}
+        male = np.array([p.true_gender == 0 for p in plan])
+        style = np.array([look.hair_style for look in looks])
+        cues["hair"] = np.where(male & (style == "receding"), 1,
+                                np.where(male & np.isin(style, ("short", "buzz")), 0, -1))
         fem = np.array([look.fem for look in looks])
         loglik = cue_log_likelihood(cues, fem, np.arange(101), APPARENT_SD)
         app = np.array([look.apparent_age for look in looks])
@@ -187,7 +205,7 @@ def main() -> None:
             average_precision_score(noisy, np.abs(app - given)))
         female = cue_rng.random(PEOPLE) < 0.5
         fem = np.where(female, 0.9, -0.9) + cue_rng.normal(0, 0.5, PEOPLE)
-        loglik = cue_log_likelihood(draw_cues(cue_rng, app, fem), fem, ages, APPARENT_SD)  # (N, 101)
+        loglik = cue_log_likelihood(draw_cues(cue_rng, app, fem, female), fem, ages, APPARENT_SD)  # (N, 101)
         res["oracle (drawn cues, Bayes posterior)"].append(average_precision_score(noisy, _log_odds_moved(loglik, given)))
     for name, v in res.items():
         print(f"{name}: mean AUPRC {np.mean(v):.3f} (sd {np.std(v):.3f}) over {trials} simulated demos")
