@@ -111,8 +111,8 @@ def _clipped_logpdf(x, mean, sd, lo, hi):
         at_hi, norm.logsf((hi - mean) / sd), norm.logpdf(x, mean, sd)))
 
 
-def cue_log_likelihood(cues, fem, true_ages, apparent_sd):
-    """log P(cues of person i | true age = true_ages[j]): (N, len(true_ages))."""
+def cue_log_likelihood_apparent(cues, fem):
+    """log P(cues of person i | apparent age = APP_GRID[j]): (N, len(APP_GRID))."""
     A = APP_GRID[None, :]
     f = fem[:, None]
     total = np.zeros((len(fem), len(APP_GRID)))
@@ -128,8 +128,22 @@ def cue_log_likelihood(cues, fem, true_ages, apparent_sd):
     p = _p_receding(A, cues["sag"][:, None])
     with np.errstate(divide="ignore"):
         total += np.where(hair == 1, np.log(p), np.where(hair == 0, np.log1p(-p), 0.0))
+    return total
+
+
+def cue_log_likelihood(cues, fem, true_ages, apparent_sd):
+    """log P(cues of person i | true age = true_ages[j]): (N, len(true_ages))."""
+    total = cue_log_likelihood_apparent(cues, fem)
     prior = norm.logpdf(APP_GRID[None, :], np.asarray(true_ages, float)[:, None], apparent_sd)  # (T, A)
     return logsumexp(total[:, None, :] + prior[None, :, :], axis=2) + np.log(APP_GRID[1] - APP_GRID[0])
+
+
+def look_cues(looks, male) -> dict:
+    """The cue values cue_log_likelihood reads, from drawn `face_drawing.Look`s; `male` (N,) bool."""
+    cues = {name: np.array([getattr(look, name) for look in looks]) for name in CLIPPED}
+    style = np.array([look.hair_style for look in looks])
+    cues["hair"] = np.where(male & (style == "receding"), 1, np.where(male & np.isin(style, ("short", "buzz")), 0, -1))
+    return cues
 
 
 def _log_odds_moved(loglik, given):
@@ -161,11 +175,7 @@ def bench_seeds(seeds: list[int]) -> None:
                                           age=p.true_age, race=p.race, source=p.source) for p in plan]
         given = np.array([p.given_age for p in plan])
         noisy = given != np.array([p.true_age for p in plan])
-        cues = {name: np.array([getattr(look, name) for look in looks]) for name in CLIPPED}
-        male = np.array([p.true_gender == 0 for p in plan])
-        style = np.array([look.hair_style for look in looks])
-        cues["hair"] = np.where(male & (style == "receding"), 1,
-                                np.where(male & np.isin(style, ("short", "buzz")), 0, -1))
+        cues = look_cues(looks, np.array([p.true_gender == 0 for p in plan]))
         fem = np.array([look.fem for look in looks])
         loglik = cue_log_likelihood(cues, fem, np.arange(101), APPARENT_SD)
         app = np.array([look.apparent_age for look in looks])
