@@ -242,12 +242,17 @@ def _plan(*, people: int, eval_images: int, seed: int, like, like_limit, noise: 
     return plan
 
 
-def _draw_person(seed: int, person: _Person, images: list[_Image], root: str) -> int:
-    """Draw and write one person's photos; returns how many were written."""
-    look = face_drawing.sample_look(
+def person_look(seed: int, person: _Person) -> face_drawing.Look:
+    """The one look all of a person's photos share (also what benchmarks/oracle_age.py reads)."""
+    return face_drawing.sample_look(
         _rng(seed, "look/" + person.split + "/" + person.key),
         gender=person.true_gender, age=person.true_age, race=person.race, source=person.source,
     )
+
+
+def _draw_person(seed: int, person: _Person, images: list[_Image], root: str) -> int:
+    """Draw and write one person's photos; returns how many were written."""
+    look = person_look(seed, person)
     for im in images:
         shot = face_drawing.sample_shot(_rng(seed, "shot/" + im.path), mask=im.true_mask, split=person.split)
         picture = face_drawing.draw_face(look, shot)
@@ -679,10 +684,7 @@ def _write_quality_defects(root: Path, plants: list[_Plant], plan: list[_Person]
             continue
         if plant.how == "face_leak":
             # The train person's look (the same draw as their folder's photos) under an eval mask.
-            owner = by_key[plant.source.split("/")[2]]
-            look = face_drawing.sample_look(
-                _rng(seed, "look/train/" + owner.key), gender=owner.true_gender, age=owner.true_age,
-                race=owner.race, source=owner.source)
+            look = person_look(seed, by_key[plant.source.split("/")[2]])
             shot = face_drawing.sample_shot(_rng(seed, "shot/" + plant.target), mask=plant.mask, split="eval")
             _save_like(face_drawing.draw_face(look, shot), str(dst))
             continue

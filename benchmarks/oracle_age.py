@@ -161,8 +161,7 @@ def _apparent_posterior(app, given):
 
 def bench_seeds(seeds: list[int]) -> None:
     """Both oracles on bench-noise's train people of each seed (BenchConfig's sizes and noise)."""
-    from audit import face_drawing
-    from audit.demo_data import NoiseRates, _plan, _rng
+    from audit.demo_data import NoiseRates, _plan, person_look
     from audit.noise_bench import BenchConfig
 
     cfg = BenchConfig()
@@ -170,9 +169,7 @@ def bench_seeds(seeds: list[int]) -> None:
     for seed in seeds:
         plan = [p for p in _plan(people=cfg.people, eval_images=cfg.eval_images, seed=seed, like=None,
                                  like_limit=None, noise=NoiseRates()) if p.split == "train"]
-        # the same draw as demo_data._draw_person's
-        looks = [face_drawing.sample_look(_rng(seed, "look/train/" + p.key), gender=p.true_gender,
-                                          age=p.true_age, race=p.race, source=p.source) for p in plan]
+        looks = [person_look(seed, p) for p in plan]
         given = np.array([p.given_age for p in plan])
         noisy = given != np.array([p.true_age for p in plan])
         cues = look_cues(looks, np.array([p.true_gender == 0 for p in plan]))
