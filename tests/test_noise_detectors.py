@@ -183,3 +183,51 @@ def test_cosine_knn_matches_sklearn():
     _, want = NearestNeighbors(n_neighbors=8, metric="cosine", algorithm="brute").fit(x).kneighbors(x)
     assert (got[:, 0] == np.arange(300)).all()
     assert (got == want).mean() > 0.99  # equal up to float ties
+
+
+def _one_person(p_female_masked: float, p_female_unmasked: float, given_gender: int) -> pd.DataFrame:
+    """One train person, 5 worn-mask photos, 1 incorrect, 1 unmasked, with the run's own mask head sure."""
+    stems = ["mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal"]
+    state = np.array([L.TRAIN_MASK_TYPES[s] for s in stems])
+    p_mask = np.eye(3)[state] * 0.98 + 0.01 / 1.5
+    p_f = np.array([p_female_masked] * 6 + [p_female_unmasked])
+    df = pd.DataFrame({"path": [f"images/train/p/{s}.jpg" for s in stems], "split": "train", "person": "p",
+                       "mask_type": stems, "mask": state, "gender": given_gender, "age": 30, "age_bin": 1,
+                       "p_gender_0": 1 - p_f, "p_gender_1": p_f})
+    for k in range(3):
+        df[f"p_mask_{k}"] = p_mask[:, k]
+    for k in range(3):
+        df[f"p_age_{k}"] = [0.1, 0.8, 0.1][k]
+    return df
+
+
+def test_view_weights_count_each_mask_state_of_a_person_once():
+    from audit.noise import person_groups, view_weights
+
+    df = pd.concat([_one_person(0.8, 0.01, 1), _one_person(0.8, 0.01, 1).assign(person="q")], ignore_index=True)
+    codes, _people = person_groups(df)
+    w = view_weights(df, codes, "gender")
+    # Five worn-mask photos share one view; the incorrect and the unmasked photo are a view each.
+    np.testing.assert_allclose(w, [0.2] * 5 + [1.0, 1.0] + [0.2] * 5 + [1.0, 1.0])
+    # The state is what the run sees, not the file name: a "mask3" the run reads as unmasked joins that view.
+    df.loc[2, ["p_mask_0", "p_mask_2"]] = [0.01, 0.98]
+    w = view_weights(df, codes, "gender")
+    np.testing.assert_allclose(w[:7], [0.25, 0.25, 0.5, 0.25, 0.25, 1.0, 0.5])
+    # Without mask probabilities (a frame that lacks the head) every photo weighs 1; so does every
+    # photo for age, whose cues show above the mask (VIEW_FIELDS).
+    np.testing.assert_allclose(view_weights(df.drop(columns=["p_mask_0"]), codes, "gender"), np.ones(len(df)))
+    np.testing.assert_allclose(view_weights(df, codes, "age"), np.ones(len(df)))
+
+
+def test_person_level_weighs_the_unmasked_view_as_much_as_the_five_masked_ones():
+    # The masked photos lean female (0.8 each), the unmasked photo shows a man (p female 0.01).
+    # Summed photo by photo the five masked readings outvote it: 6 log 4 = 8.3 > log 99 = 4.6 nats;
+    # by view: log 4 (worn) + log 4 (incorrect) = 2.8 < 4.6, so a "female" label is suspect.
+    out = person_level(_one_person(0.8, 0.01, given_gender=1), fields=("gender",), prior_correction=False)
+    row = out.iloc[0]
+    assert row["suggested"] == 0 and row["flagged"]
+    assert row["score"] == pytest.approx(np.log(99) - 2 * np.log(4), abs=0.02)
+    assert "each mask state once" in row["evidence"] and "not wear 0.99" in row["evidence"]
+    # Labelled male, the same photos do not flag the label.
+    assert not person_level(_one_person(0.8, 0.01, given_gender=0), fields=("gender",),
+                            prior_correction=False).iloc[0]["flagged"]

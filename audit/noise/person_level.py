@@ -2,13 +2,17 @@
 
 A train person's 7 photos share one gender and one age, so their head probabilities are
 combined before judging: the log-likelihood of value c is the sum over the person's photos of
-log p(c | photo). The score is the log-likelihood ratio (nats) of the best other value against
-the given one: > 0 means the photos together favour another value. Eval rows (whose labels are
-per image) are judged alone, with the same formula over one photo.
+log p(c | photo), for gender weighted so that each mask state the run sees counts once
+(`audit.noise.view_weights`: the five worn-mask photos are one view of the same upper face, the
+unmasked photo the only one that shows beard and lips). The score is the log-likelihood ratio
+(nats) of the best other value against the given one: > 0 means the photos together favour
+another value. Eval rows (whose labels are per image) are judged alone, with the same formula
+over one photo.
 
 Each photo's probability already carries the model's class prior, so summing n photos would
 count it n times and hold rare values (an age bin of few people) down; with `prior_correction`
-the extra n - 1 copies are divided out: L(c) = sum_i log p(c | photo_i) - (n - 1) log prior(c),
+the extra n - 1 copies are divided out: L(c) = sum_i w_i log p(c | photo_i) - (n - 1) log prior(c),
+n = sum_i w_i (the number of views for gender, of photos for age),
 the prior being the mean head probability over the split's photos.
 """
 from __future__ import annotations
@@ -18,7 +22,8 @@ import pandas as pd
 
 from audit import labels as L
 from audit.noise import (
-    best_other, concat_frames, detector_frame, given_codes, head_probs, log_probs, person_groups,
+    best_other, concat_frames, detector_frame, given_codes, head_probs, log_probs, mask_states, person_groups,
+    view_weights,
 )
 
 NAME = "person_level"
@@ -49,11 +54,13 @@ def _judge(df, codes, people, field, bins, *, kind, prior_correction):
     p = head_probs(df, field)
     k = p.shape[1]
     n_items = len(people)
+    w = view_weights(df, codes, field) if kind == "person" else np.ones(len(df))
     loglik = np.zeros((n_items, k))
-    np.add.at(loglik, codes, log_probs(p))
+    np.add.at(loglik, codes, w[:, None] * log_probs(p))
     if prior_correction:
         prior = np.clip(p.mean(axis=0), 1e-3, None)
-        loglik -= (people["n"].to_numpy()[:, None] - 1) * np.log(prior / prior.sum())[None, :]
+        views = np.bincount(codes, weights=w, minlength=n_items)
+        loglik -= (views[:, None] - 1) * np.log(prior / prior.sum())[None, :]
     # Votes: how many photos have each value as their top prediction; mean p per value.
     votes = np.zeros((n_items, k), dtype=np.int64)
     np.add.at(votes, (codes, p.argmax(axis=1)), 1)
@@ -68,9 +75,10 @@ def _judge(df, codes, people, field, bins, *, kind, prior_correction):
     score = loglik[rows, suggested] - loglik[rows, given]
     n = people["n"].to_numpy()
     if kind == "person":
+        by_state = _by_mask_state(df, codes, p, suggested, n_items, w)
         evidence = [
             f"{votes[i, s]} of {n[i]} photos look {names[s].lower()} (mean p={mean_p[i, s]:.2f}); labelled {names[g].lower()}"
-            f" (log-likelihood ratio {score[i]:+.1f})"
+            f" (log-likelihood ratio {score[i]:+.1f}{by_state[i]})"
             for i, (s, g) in enumerate(zip(suggested, given))
         ]
         item = people["person"].to_numpy()
@@ -85,3 +93,25 @@ def _judge(df, codes, people, field, bins, *, kind, prior_correction):
         "person": people["person"].to_numpy(), "path": people["path"].to_numpy(),
         "given": given, "suggested": suggested, "score": score, "flagged": score > 0, "evidence": evidence,
     }, NAME)
+
+
+def _by_mask_state(df, codes, p, suggested, n_items, weights) -> list[str]:
+    """Per person, the suggested value's mean p under each mask state its photos show (each state
+    is one view and weighs once in the score): ', each mask state once: wear 0.41, not wear 0.99'."""
+    state = mask_states(df)
+    if state is None or np.all(weights == 1):
+        return [""] * n_items
+    state_names = [v.lower() for v in L.field_value_names("mask")]
+    sums = np.zeros((n_items, L.N_MASK))
+    counts = np.zeros((n_items, L.N_MASK))
+    np.add.at(sums, (codes, state), p[np.arange(len(p)), suggested[codes]])
+    np.add.at(counts, (codes, state), 1)
+    out = []
+    for i in range(n_items):
+        seen = np.flatnonzero(counts[i])
+        if len(seen) < 2:
+            out.append("")
+            continue
+        out.append(", each mask state once: " + ", ".join(
+            f"{state_names[m]} {sums[i, m] / counts[i, m]:.2f}" for m in seen))
+    return out

@@ -13,7 +13,7 @@ of the best other value against the given one under the OTHER run's head probabi
 
 `ensemble`: cleanlab's `get_label_quality_ensemble_scores` over both runs' probabilities per image
 (members weighted by their accuracy against the given labels), 1 - quality averaged per person
-for train gender/age.
+for train gender/age (gender: each mask state the other run sees weighs once, `view_weights`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from audit import labels as L
 from audit.noise import best_other, concat_frames, detector_frame, given_codes, head_probs, log_probs
-from audit.noise import person_groups
+from audit.noise import person_groups, view_weights
 
 NAME = "second_opinion"
 ENSEMBLE_NAME = "ensemble"
@@ -106,7 +106,8 @@ def ensemble(predictions: pd.DataFrame, other: pd.DataFrame, *, fields=L.FIELDS,
             if part == "train" and field != "mask":
                 codes, people = person_groups(sub)
                 n = people["n"].to_numpy()
-                score = np.bincount(codes, weights=bad, minlength=len(people)) / n
+                w = view_weights(sub, codes, field)
+                score = np.bincount(codes, weights=w * bad, minlength=len(people)) / np.bincount(codes, weights=w)
                 mp = np.zeros((len(people), mean_p.shape[1]))
                 np.add.at(mp, codes, mean_p)
                 mp /= n[:, None]
