@@ -201,33 +201,40 @@ def _one_person(p_female_masked: float, p_female_unmasked: float, given_gender: 
     return df
 
 
-def test_view_weights_count_each_mask_state_of_a_person_once():
+def test_view_weights_read_gender_from_the_unmasked_photo():
     from audit.noise import person_groups, view_weights
 
     df = pd.concat([_one_person(0.8, 0.01, 1), _one_person(0.8, 0.01, 1).assign(person="q")], ignore_index=True)
     codes, _people = person_groups(df)
-    w = view_weights(df, codes, "gender")
-    # Five worn-mask photos share one view; the incorrect and the unmasked photo are a view each.
-    np.testing.assert_allclose(w, [0.2] * 5 + [1.0, 1.0] + [0.2] * 5 + [1.0, 1.0])
-    # The state is what the run sees, not the file name: a "mask3" the run reads as unmasked joins that view.
+    # The unmasked photo shows all the masked ones do and the lower face besides: it carries the person.
+    np.testing.assert_allclose(view_weights(df, codes, "gender"), ([0.0] * 6 + [1.0]) * 2)
+    # The state is what the run sees, not the file name: a "mask3" it reads as unmasked shares the say.
     df.loc[2, ["p_mask_0", "p_mask_2"]] = [0.01, 0.98]
-    w = view_weights(df, codes, "gender")
-    np.testing.assert_allclose(w[:7], [0.25, 0.25, 0.5, 0.25, 0.25, 1.0, 0.5])
-    # Without mask probabilities (a frame that lacks the head) every photo weighs 1; so does every
-    # photo for age, whose cues show above the mask (VIEW_FIELDS).
+    np.testing.assert_allclose(view_weights(df, codes, "gender")[:7], [0, 0, 0.5, 0, 0, 0, 0.5])
+    # A person the run never sees unmasked: each mask state it does see weighs once.
+    masked = df[df["person"] == "q"].iloc[:6].reset_index(drop=True)
+    mcodes, _ = person_groups(masked)
+    np.testing.assert_allclose(view_weights(masked, mcodes, "gender"), [0.2] * 5 + [1.0])
+    # Without mask probabilities every photo weighs 1; so does every photo for age, whose cues show
+    # above the mask (VIEW_FIELDS).
     np.testing.assert_allclose(view_weights(df.drop(columns=["p_mask_0"]), codes, "gender"), np.ones(len(df)))
     np.testing.assert_allclose(view_weights(df, codes, "age"), np.ones(len(df)))
 
 
-def test_person_level_weighs_the_unmasked_view_as_much_as_the_five_masked_ones():
+def test_person_level_reads_gender_from_the_unmasked_photo():
     # The masked photos lean female (0.8 each), the unmasked photo shows a man (p female 0.01).
-    # Summed photo by photo the five masked readings outvote it: 6 log 4 = 8.3 > log 99 = 4.6 nats;
-    # by view: log 4 (worn) + log 4 (incorrect) = 2.8 < 4.6, so a "female" label is suspect.
+    # Summed photo by photo the six masked readings outvote it: 6 log 4 = 8.3 > log 99 = 4.6 nats;
+    # read from the unmasked photo, a "female" label is suspect by log 99.
     out = person_level(_one_person(0.8, 0.01, given_gender=1), fields=("gender",), prior_correction=False)
     row = out.iloc[0]
     assert row["suggested"] == 0 and row["flagged"]
-    assert row["score"] == pytest.approx(np.log(99) - 2 * np.log(4), abs=0.02)
-    assert "each mask state once" in row["evidence"] and "not wear 0.99" in row["evidence"]
+    assert row["score"] == pytest.approx(np.log(99), abs=0.02)
+    assert "not wear 0.99 (the unmasked photo decides)" in row["evidence"]
     # Labelled male, the same photos do not flag the label.
     assert not person_level(_one_person(0.8, 0.01, given_gender=0), fields=("gender",),
                             prior_correction=False).iloc[0]["flagged"]
+    # Without an unmasked photo the masked ones decide, each mask state once: female, log 4 + log 4.
+    masked = _one_person(0.8, 0.01, given_gender=0).iloc[:6]
+    row = person_level(masked, fields=("gender",), prior_correction=False).iloc[0]
+    assert row["suggested"] == 1 and row["score"] == pytest.approx(2 * np.log(4), abs=0.02)
+    assert "(each mask state weighs once)" in row["evidence"]

@@ -181,20 +181,23 @@ def test_suspect_scores_spread_person_items_over_their_photos():
 
 
 def test_the_weights_follow_whether_a_second_opinion_judged_the_items():
-    from audit.noise.merge import DEFAULT_WEIGHTS, PRIMARY_WEIGHTS
+    from audit.noise.merge import DEFAULT_WEIGHTS, LEAD_DETECTOR, PRIMARY_WEIGHTS
 
     items = ["a", "b", "c"]
-    own = _frame("cleanlab", items, [3.0, 0.1, 0.0], [1, 1, 1])
-    other = _frame("ensemble", items, [0.0, 0.1, 3.0], [1, 1, 1])
+    # The run's own detector its table leans on most, and the second opinion's lead detector.
+    mine = max((d for (d, f) in PRIMARY_WEIGHTS if f == "gender"), key=lambda d: PRIMARY_WEIGHTS[(d, "gender")])
+    lead = LEAD_DETECTOR["gender"]
+    own = _frame(mine, items, [3.0, 0.1, 0.0], [1, 1, 1])
+    other = _frame(lead, items, [0.0, 0.1, 3.0], [1, 1, 1])
     alone = merge_queue([own]).set_index("item")
     assert alone["score"].idxmax() == "a"  # the run alone: its own detectors count
     both = merge_queue([own, other]).set_index("item")
-    want = "c" if DEFAULT_WEIGHTS[("ensemble", "gender")] > DEFAULT_WEIGHTS[("cleanlab", "gender")] else "a"
+    want = "c" if DEFAULT_WEIGHTS[(lead, "gender")] > DEFAULT_WEIGHTS.get((mine, "gender"), 0.0) else "a"
     assert both["score"].idxmax() == want
-    assert PRIMARY_WEIGHTS[("cleanlab", "gender")] > 0
+    assert PRIMARY_WEIGHTS[(mine, "gender")] > 0
     # A second opinion on eval images only leaves train people to the run's own table.
     eval_only = detector_frame({**{c: other[c].to_numpy() for c in other.columns if c != "detector"},
-                                "item": ["e1", "e2", "e3"], "item_kind": "image", "split": "eval"}, "ensemble")
+                                "item": ["e1", "e2", "e3"], "item_kind": "image", "split": "eval"}, lead)
     mixed = merge_queue([own, eval_only]).set_index("item")
     assert mixed.loc["a", "score"] == alone.loc["a", "score"]
 

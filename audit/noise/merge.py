@@ -22,14 +22,14 @@ from audit.noise import DETECTOR_COLUMNS, concat_frames
 # ascent over 0..4 per detector, best mean AUPRC) on bench-noise seeds 5-9 - runs fine-tuned from
 # weights/pretrained, with that checkpoint's own run as the second opinion - and reported on seeds
 # 0-4 and 10-14, which the fit never saw (BENCHMARKS.md "Label-noise detectors", tenth session;
-# gender refitted in the twelfth, when its person-level evidence began to weigh each mask state once).
+# gender refitted in the twelfth, when its person-level evidence began to read the unmasked photo).
 # Two tables: with a second opinion its detectors carry gender and age (they never learned these
 # labels); a run alone has only its own detectors, fitted without the others (--run-alone). Each
 # field's weights are divided by their largest, so the fields interleave in the queue.
 # Mask: declared, in DEFAULT_WEIGHTS alone - every setting tried scored AUPRC 1.0 (the slot
 # detector finds every swap).
 DEFAULT_WEIGHTS = {
-    ("second_opinion", "gender"): 1.0, ("person_level", "gender"): 0.25, ("ensemble", "gender"): 0.0625,
+    ("second_opinion", "gender"): 1.0, ("person_level", "gender"): 0.5, ("ensemble", "gender"): 0.5,
     ("simifeat", "gender"): 0.0, ("neighbours", "gender"): 0.0, ("cleanlab", "gender"): 0.0,
     ("age_likelihood", "age"): 1.0, ("second_opinion", "age"): 0.0625, ("simifeat", "age"): 0.0625,
     ("ensemble", "age"): 0.0, ("age_residual", "age"): 0.0, ("person_level", "age"): 0.0,
@@ -38,7 +38,7 @@ DEFAULT_WEIGHTS = {
     ("second_opinion", "mask"): 0.5, ("simifeat", "mask"): 0.25, ("ensemble", "mask"): 0.25,
 }
 PRIMARY_WEIGHTS = {
-    ("person_level", "gender"): 1.0, ("cleanlab", "gender"): 0.0625, ("neighbours", "gender"): 0.0,
+    ("person_level", "gender"): 1.0, ("neighbours", "gender"): 0.0625, ("cleanlab", "gender"): 0.0,
     ("age_residual", "age"): 1.0, ("cleanlab", "age"): 0.25, ("person_level", "age"): 0.25,
     ("neighbours", "age"): 0.0625,
 }

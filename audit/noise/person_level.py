@@ -2,9 +2,9 @@
 
 A train person's 7 photos share one gender and one age, so their head probabilities are
 combined before judging: the log-likelihood of value c is the sum over the person's photos of
-log p(c | photo), for gender weighted so that each mask state the run sees counts once
-(`audit.noise.view_weights`: the five worn-mask photos are one view of the same upper face, the
-unmasked photo the only one that shows beard and lips). The score is the log-likelihood ratio
+log p(c | photo); for gender, the photo the run sees unmasked carries the person alone
+(`audit.noise.view_weights`: the masked photos are the same face with masks pasted on, the
+unmasked one the only one that shows beard and lips). The score is the log-likelihood ratio
 (nats) of the best other value against the given one: > 0 means the photos together favour
 another value. Eval rows (whose labels are per image) are judged alone, with the same formula
 over one photo.
@@ -12,7 +12,7 @@ over one photo.
 Each photo's probability already carries the model's class prior, so summing n photos would
 count it n times and hold rare values (an age bin of few people) down; with `prior_correction`
 the extra n - 1 copies are divided out: L(c) = sum_i w_i log p(c | photo_i) - (n - 1) log prior(c),
-n = sum_i w_i (the number of views for gender, of photos for age),
+n = sum_i w_i (one for gender, the photos for age),
 the prior being the mean head probability over the split's photos.
 """
 from __future__ import annotations
@@ -96,22 +96,27 @@ def _judge(df, codes, people, field, bins, *, kind, prior_correction):
 
 
 def _by_mask_state(df, codes, p, suggested, n_items, weights) -> list[str]:
-    """Per person, the suggested value's mean p under each mask state its photos show (each state
-    is one view and weighs once in the score): ', each mask state once: wear 0.41, not wear 0.99'."""
+    """Per person, the suggested value's mean p under each mask state its photos show, and which
+    state decided (`view_weights`): '; by mask state: wear 0.41, not wear 0.99 (the unmasked photo decides)'."""
     state = mask_states(df)
     if state is None or np.all(weights == 1):
         return [""] * n_items
     state_names = [v.lower() for v in L.field_value_names("mask")]
     sums = np.zeros((n_items, L.N_MASK))
     counts = np.zeros((n_items, L.N_MASK))
+    deciding = np.zeros((n_items, L.N_MASK))
     np.add.at(sums, (codes, state), p[np.arange(len(p)), suggested[codes]])
     np.add.at(counts, (codes, state), 1)
+    np.add.at(deciding, (codes, state), weights)
     out = []
     for i in range(n_items):
         seen = np.flatnonzero(counts[i])
         if len(seen) < 2:
             out.append("")
             continue
-        out.append(", each mask state once: " + ", ".join(
-            f"{state_names[m]} {sums[i, m] / counts[i, m]:.2f}" for m in seen))
+        decides = np.flatnonzero(deciding[i] > 0)
+        how = ("the unmasked photo decides" if len(decides) == 1 and state_names[decides[0]] == "not wear"
+               else "each mask state weighs once")
+        out.append("; by mask state: " + ", ".join(
+            f"{state_names[m]} {sums[i, m] / counts[i, m]:.2f}" for m in seen) + f" ({how})")
     return out

@@ -13,7 +13,7 @@ of the best other value against the given one under the OTHER run's head probabi
 
 `ensemble`: cleanlab's `get_label_quality_ensemble_scores` over both runs' probabilities per image
 (members weighted by their accuracy against the given labels), 1 - quality averaged per person
-for train gender/age (gender: each mask state the other run sees weighs once, `view_weights`).
+for train gender/age (gender: read from the photo the other run sees unmasked, `view_weights`).
 """
 from __future__ import annotations
 
