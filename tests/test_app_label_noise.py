@@ -197,6 +197,17 @@ def test_evidence_in_plain_words():
     assert plain("![b](http://h/x.png)") == r"\!\[b\]\(http\://h/x\.png\)"
 
 
+def test_the_unmasked_photo_in_plain_words():
+    from audit.noise.person_level import person_level
+    from test_noise_detectors import _one_person
+    from ui.review_widgets import evidence_lines
+
+    row = person_level(_one_person(0.8, 0.01, given_gender=1), fields=("gender",)).iloc[0]
+    (_name, words, numbers), = evidence_lines(f"person_level: {row['evidence']}")
+    assert words == "1 of 7 photos look male; labelled female; the unmasked photo decides: it looks male"
+    assert "(p=0.99)" in numbers and "log-likelihood ratio" in numbers
+
+
 def test_bulk_age_decisions_keep_each_age(app_data, fresh):
     at = page_test("label_noise", app_data)
     at.session_state["label_noise_flagged"] = False

@@ -75,10 +75,10 @@ def _judge(df, codes, people, field, bins, *, kind, prior_correction):
     score = loglik[rows, suggested] - loglik[rows, given]
     n = people["n"].to_numpy()
     if kind == "person":
-        by_state = _by_mask_state(df, codes, p, suggested, n_items, w)
+        by_state = _by_mask_state(df, codes, p, suggested, given, names, w)
         evidence = [
             f"{votes[i, s]} of {n[i]} photos look {names[s].lower()} (mean p={mean_p[i, s]:.2f}); labelled {names[g].lower()}"
-            f" (log-likelihood ratio {score[i]:+.1f}{by_state[i]})"
+            f" (log-likelihood ratio {score[i]:+.1f}){by_state[i]}"
             for i, (s, g) in enumerate(zip(suggested, given))
         ]
         item = people["person"].to_numpy()
@@ -95,28 +95,28 @@ def _judge(df, codes, people, field, bins, *, kind, prior_correction):
     }, NAME)
 
 
-def _by_mask_state(df, codes, p, suggested, n_items, weights) -> list[str]:
-    """Per person, the suggested value's mean p under each mask state its photos show, and which
-    state decided (`view_weights`): '; by mask state: wear 0.41, not wear 0.99 (the unmasked photo decides)'."""
+def _by_mask_state(df, codes, p, suggested, given, names, weights) -> list[str]:
+    """Per person, which photos decided (`view_weights`), in words a reviewer can check:
+    '; the unmasked photo decides: it looks male (p=0.99)', or '; no unmasked photo: each mask
+    state weighs once'. Empty where every photo weighs the same."""
+    n_items = len(suggested)
     state = mask_states(df)
     if state is None or np.all(weights == 1):
         return [""] * n_items
-    state_names = [v.lower() for v in L.field_value_names("mask")]
-    sums = np.zeros((n_items, L.N_MASK))
-    counts = np.zeros((n_items, L.N_MASK))
-    deciding = np.zeros((n_items, L.N_MASK))
-    np.add.at(sums, (codes, state), p[np.arange(len(p)), suggested[codes]])
-    np.add.at(counts, (codes, state), 1)
-    np.add.at(deciding, (codes, state), weights)
+    unmasked = state == L.MASK_STATES.index("not_wear")
+    decided_by_unmasked = np.zeros(n_items, bool)
+    decided_by_unmasked[codes[unmasked & (weights > 0)]] = True
+    p_sug = np.zeros(n_items)
+    n_unmasked = np.zeros(n_items)
+    np.add.at(p_sug, codes[unmasked], p[unmasked, suggested[codes[unmasked]]])
+    np.add.at(n_unmasked, codes[unmasked], 1)
+    p_sug = p_sug / np.clip(n_unmasked, 1, None)
     out = []
     for i in range(n_items):
-        seen = np.flatnonzero(counts[i])
-        if len(seen) < 2:
-            out.append("")
-            continue
-        decides = np.flatnonzero(deciding[i] > 0)
-        how = ("the unmasked photo decides" if len(decides) == 1 and state_names[decides[0]] == "not wear"
-               else "each mask state weighs once")
-        out.append("; by mask state: " + ", ".join(
-            f"{state_names[m]} {sums[i, m] / counts[i, m]:.2f}" for m in seen) + f" ({how})")
+        if not decided_by_unmasked[i]:
+            out.append("; no unmasked photo: each mask state weighs once")
+        elif p_sug[i] >= 0.5:
+            out.append(f"; the unmasked photo decides: it looks {names[suggested[i]].lower()} (p={p_sug[i]:.2f})")
+        else:
+            out.append(f"; the unmasked photo decides: it looks {names[given[i]].lower()} (p={1 - p_sug[i]:.2f})")
     return out
