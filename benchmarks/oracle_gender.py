@@ -1,6 +1,7 @@
 """How well could ANY detector find the demo's flipped genders? An oracle's AUPRC.
 
     python benchmarks/oracle_gender.py [TRIALS]
+    python benchmarks/oracle_gender.py --per-photo [PEOPLE]
 
 Simulates the demo drawing's gender cues (audit/face_drawing.py `sample_look`: femininity latent
 fem = +-0.9 + N(0, 0.5); beards on 45% of men, lipstick on 40% of women) for 260 people with 4%
@@ -18,10 +19,35 @@ from scipy.stats import norm
 from sklearn.metrics import average_precision_score
 
 FEM_MEAN, FEM_SD, P_BEARD, P_LIPSTICK = 0.9, 0.5, 0.45, 0.4  # as drawn in audit/face_drawing.py
+P_EARRINGS = (0.04, 0.35)  # men, women: drawn on the ears, visible with a mask on
 PEOPLE, FLIP = 260, 0.04
 
 
+def per_photo_ceiling(people: int = 200_000) -> dict:
+    """The best accuracy any reader of ONE photo can reach against the true gender (Bayes rule on the
+    cues it shows, read exactly): a masked photo shows the femininity latent (blush, lashes, brows,
+    neck) and earrings; an unmasked one beards and lipstick besides. The ceiling for the demo
+    model's per-photo gender target."""
+    rng = np.random.default_rng(1)
+    female = rng.integers(0, 2, people)
+    fem = np.where(female == 1, FEM_MEAN, -FEM_MEAN) + rng.normal(0, FEM_SD, people)
+    earrings = rng.random(people) < np.where(female == 1, P_EARRINGS[1], P_EARRINGS[0])
+    beard = (female == 0) & (rng.random(people) < P_BEARD)
+    lipstick = (female == 1) & (rng.random(people) < P_LIPSTICK)
+    masked = norm.logpdf(fem, FEM_MEAN, FEM_SD) - norm.logpdf(fem, -FEM_MEAN, FEM_SD) + np.where(
+        earrings, np.log(P_EARRINGS[1] / P_EARRINGS[0]), np.log((1 - P_EARRINGS[1]) / (1 - P_EARRINGS[0])))
+    unmasked = masked + np.where(beard, -50, np.log(1 / (1 - P_BEARD))) \
+        + np.where(lipstick, 50, np.log(1 - P_LIPSTICK))
+    return {"masked photo": float(np.mean((masked > 0) == (female == 1))),
+            "unmasked photo": float(np.mean((unmasked > 0) == (female == 1)))}
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--per-photo":
+        people = int(sys.argv[2]) if len(sys.argv) > 2 else 200_000
+        for name, acc in per_photo_ceiling(people).items():
+            print(f"{name}: best possible gender accuracy {acc:.3f} ({people} simulated people)")
+        return
     trials = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     rng = np.random.default_rng(0)
     scores = {"latent only": [], "latent + beard + lipstick": []}
