@@ -12,7 +12,7 @@ over one photo.
 Each photo's probability already carries the model's class prior, so summing n photos would
 count it n times and hold rare values (an age bin of few people) down; with `prior_correction`
 the extra n - 1 copies are divided out: L(c) = sum_i w_i log p(c | photo_i) - (n - 1) log prior(c),
-n = sum_i w_i (one for gender, the photos for age),
+n = sum_i w_i (gender: 1 where an unmasked photo decides, else the mask states seen; age: the photos),
 the prior being the mean head probability over the split's photos.
 """
 from __future__ import annotations
