@@ -3,6 +3,8 @@
     python benchmarks/bench_pretrain_arch.py --work-dir DIR [--identities 8000] [--epochs 5]
         [--size 96x72] [--archs test_resnet deep_test_resnet ...]
     python benchmarks/bench_pretrain_arch.py --work-dir DIR --read weights/pretrained/model.pt
+    python benchmarks/bench_pretrain_arch.py --work-dir DIR --continue-from weights/pretrained/model.pt
+        --first-identity 32800 --identities 32000 --epochs 4 --lr 0.001
 
 Each architecture is trained from scratch by `audit.pretraining.fit_arrays` (the pretraining's own
 loop and recipe) on the first N pretraining identities x 2 photos, drawn at SIZE directly by
@@ -11,7 +13,9 @@ against their TRUE labels. Besides timm names, three variants of timm's `test_re
 registered here (same blocks and stem, one change each): `deep_test_resnet` (two blocks a stage),
 `wide_test_resnet` (stem 24, channels 48/64/64/128), `os16_test_resnet` (output stride 16: the last
 stage keeps twice the resolution). Drawn arrays are cached as .npz in DIR. Prints one JSON row per
-architecture and appends it to DIR/results.jsonl.
+architecture and appends it to DIR/results.jsonl. --continue-from CHECKPOINT trains that
+checkpoint further instead (its architecture, input size and crop) on identities
+FIRST..FIRST+N-1: does more data still lift a converged reader?
 
 --read CHECKPOINT scores a trained checkpoint on the same held-out photos instead: gender accuracy
 plain and with a horizontal-flip average, by drawn race and source, and beside the sign of the
@@ -122,7 +126,7 @@ def read_checkpoint(path: str, x: np.ndarray, y: np.ndarray) -> dict:
 def main() -> None:
     import torch
 
-    from audit.model import create_model
+    from audit.model import create_model, read_card, save_checkpoint
     from audit.pretraining import PretrainConfig, fit_arrays
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -133,6 +137,9 @@ def main() -> None:
     ap.add_argument("--archs", nargs="+", default=["test_resnet"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--read", metavar="CHECKPOINT", help="score this checkpoint on the held-out photos instead")
+    ap.add_argument("--continue-from", metavar="CHECKPOINT", help="train this checkpoint further")
+    ap.add_argument("--first-identity", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=PretrainConfig.lr)
     args = ap.parse_args()
     register_variants()
     torch.set_num_threads(args.threads)
@@ -143,20 +150,29 @@ def main() -> None:
     if args.read:
         print(json.dumps(read_checkpoint(args.read, x_va, y_va), indent=1))
         return
-    x_tr, y_tr = drawn(work_dir, 0, args.identities, size)
+    first = args.first_identity
+    if not (first + args.identities <= HELD_OUT[0] or first >= HELD_OUT[1]):
+        ap.error(f"identities {first}..{first + args.identities - 1} overlap the held-out {HELD_OUT[0]}..{HELD_OUT[1] - 1}")
+    x_tr, y_tr = drawn(work_dir, first, first + args.identities, size)
+    if args.continue_from:
+        args.archs = [read_card(args.continue_from).arch]
     for arch in args.archs:
-        config = PretrainConfig(identities=args.identities, arch=arch, img_size=size, epochs=args.epochs)
+        config = PretrainConfig(identities=args.identities, arch=arch, img_size=size, epochs=args.epochs, lr=args.lr)
         torch.manual_seed(0)
-        model = create_model(arch, pretrained=False, img_size=size, crop=config.crop, drop_rate=config.drop_rate)
+        model = create_model(arch, pretrained=False, pretrained_file=args.continue_from, img_size=size,
+                             crop=config.crop, drop_rate=config.drop_rate)
         t0 = time.perf_counter()
         history = fit_arrays(model, config, x_tr, y_tr, x_va, y_va, log=lambda _: None)
         last = history[-1]["val"]
-        row = {"arch": arch, "parameters": sum(p.numel() for p in model.parameters()), "size": args.size,
+        row = {"arch": arch, "continued_from": args.continue_from, "first_identity": first,
+               "lr": args.lr, "parameters": sum(p.numel() for p in model.parameters()), "size": args.size,
                "identities": args.identities, "epochs": args.epochs,
                "train_s": round(time.perf_counter() - t0), **{k: last[k] for k in (
                    "mask_acc", "gender_acc", "gender_acc_masked", "age_acc", "age_mae")},
                "gender_by_epoch": [h["val"]["gender_acc"] for h in history]}
         print(json.dumps(row), flush=True)
+        if args.continue_from:
+            save_checkpoint(model, model.card, work_dir / "continued.pt")
         with open(work_dir / "results.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 
