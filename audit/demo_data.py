@@ -34,7 +34,8 @@ from audit.labels import DEFAULT_BINS, GENDERS, TRAIN_MASK_TYPES
 from audit import face_drawing
 
 DEMO_FORMAT = "mask-audit-demo"
-DEMO_VERSION = 4  # 2: stronger age cues; 3: a coloured mask style in train; 4: a face split leak planted
+DEMO_VERSION = 5  # 2: stronger age cues; 3: a coloured mask style in train; 4: a face split leak planted;
+# 5: clearer gender cues (face_drawing.DRAWING_VERSION 2)
 TRUTH_COLUMNS = (
     "path", "split", "person", "true_gender", "given_gender", "true_age", "given_age",
     "true_mask", "given_mask", "gender_corrupted", "age_corrupted", "mask_corrupted",

@@ -155,9 +155,12 @@ def _draw_chunk_file(job) -> str:
 
 
 def draw_folder(work_dir: Path, config: PretrainConfig, interpolation: str) -> Path:
-    """Where the drawn chunks of this (seed, photos, size, crop, interpolation) live."""
+    """Where the drawn chunks of this (drawing version, seed, photos, size, crop, interpolation) live."""
+    from audit.face_drawing import DRAWING_VERSION
+
     h, w = config.img_size
-    return Path(work_dir) / f"draw_s{config.seed}_p{config.photos}_{h}x{w}_c{config.crop:g}_{interpolation}"
+    return Path(work_dir) / (f"draw_v{DRAWING_VERSION}_s{config.seed}_p{config.photos}_{h}x{w}"
+                             f"_c{config.crop:g}_{interpolation}")
 
 
 def draw_dataset(work_dir: Path, config: PretrainConfig, *, start: int, stop: int, interpolation: str,

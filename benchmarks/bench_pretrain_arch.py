@@ -64,7 +64,9 @@ def _draw(job):
 
 
 def drawn(work_dir: Path, start: int, stop: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    cache = work_dir / f"ids_{start}_{stop}_{size[0]}x{size[1]}.npz"
+    from audit.face_drawing import DRAWING_VERSION
+
+    cache = work_dir / f"ids_v{DRAWING_VERSION}_{start}_{stop}_{size[0]}x{size[1]}.npz"
     if not cache.exists():
         t0 = time.perf_counter()
         jobs = [(a, min(a + 500, stop), size) for a in range(start, stop, 500)]

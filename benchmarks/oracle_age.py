@@ -41,6 +41,7 @@ from sklearn.metrics import average_precision_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audit.demo_data import TRAIN_AGE_BRACKETS  # noqa: E402
+from audit.face_drawing import FEM_MEAN, FEM_SD  # noqa: E402
 from audit.labels import DEFAULT_BINS  # noqa: E402
 
 APPARENT_SD = 3.5  # face_drawing.sample_look: app = age + N(0, 3.5)
@@ -211,7 +212,7 @@ def main() -> None:
         res["residual |apparent - given| toward the boundary"].append(
             average_precision_score(noisy, np.abs(app - given)))
         female = cue_rng.random(PEOPLE) < 0.5
-        fem = np.where(female, 0.9, -0.9) + cue_rng.normal(0, 0.5, PEOPLE)
+        fem = np.where(female, FEM_MEAN, -FEM_MEAN) + cue_rng.normal(0, FEM_SD, PEOPLE)
         loglik = cue_log_likelihood(draw_cues(cue_rng, app, fem, female), fem, ages, APPARENT_SD)  # (N, 101)
         res["oracle (drawn cues, Bayes posterior)"].append(average_precision_score(noisy, _log_odds_moved(loglik, given)))
     for name, v in res.items():

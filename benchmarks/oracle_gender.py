@@ -4,7 +4,7 @@
     python benchmarks/oracle_gender.py --per-photo [PEOPLE]
 
 Simulates the demo drawing's gender cues (audit/face_drawing.py `sample_look`: femininity latent
-fem = +-0.9 + N(0, 0.5); beards on 45% of men, lipstick on 40% of women) for 260 people with 4%
+fem = +-FEM_MEAN + N(0, FEM_SD); beards on 45% of men, lipstick on 40% of women) for 260 people with 4%
 flipped labels (bench-noise's train people and `NoiseRates.gender_flip`), and scores two oracles
 that see those cues exactly: the latent alone, and the Bayes log-likelihood ratio of all three.
 The gap between these and bench-noise's gender AUPRC is what the classifier fails to see.
@@ -13,12 +13,17 @@ The gap between these and bench-noise's gender AUPRC is what the classifier fail
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score
 
-FEM_MEAN, FEM_SD, P_BEARD, P_LIPSTICK = 0.9, 0.5, 0.45, 0.4  # as drawn in audit/face_drawing.py
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from audit.face_drawing import FEM_MEAN, FEM_SD  # noqa: E402
+
+P_BEARD, P_LIPSTICK = 0.45, 0.4  # as drawn in audit/face_drawing.py
 P_EARRINGS = (0.04, 0.35)  # men, women: drawn on the ears, visible with a mask on
 PEOPLE, FLIP = 260, 0.04
 

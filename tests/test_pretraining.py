@@ -39,6 +39,19 @@ def test_drawing_is_deterministic_with_true_labels():
     assert a_y[0, 1] == a_y[1, 1] and a_y[0, 3] == a_y[1, 3]  # one identity: one gender, one age
 
 
+def test_drawn_chunks_of_another_drawing_are_never_reused(tmp_path, monkeypatch):
+    """A chunk drawn before a drawing change must not feed a pretraining after it: the chunk folder
+    names the drawing version."""
+    from audit import face_drawing
+    from audit.pretraining import PretrainConfig, draw_folder
+
+    config = PretrainConfig(**TINY)
+    now = draw_folder(tmp_path, config, "bilinear")
+    monkeypatch.setattr(face_drawing, "DRAWING_VERSION", face_drawing.DRAWING_VERSION + 1)
+    assert draw_folder(tmp_path, config, "bilinear") != now
+    assert f"_v{face_drawing.DRAWING_VERSION}_" in draw_folder(tmp_path, config, "bilinear").name
+
+
 def test_seed_in_the_demo_range_is_refused():
     from audit.pretraining import PretrainConfig
 
