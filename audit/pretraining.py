@@ -108,6 +108,19 @@ def _photo_masks(rng: np.random.Generator, photos: int) -> list[int]:
     return masks[:photos]
 
 
+def identity_look(seed: int, i: int):
+    """Identity i's TRUE labels and look -> (labels dict, face_drawing.Look, its rng positioned for the
+    photos' draws). The one place the identity stream is read, so a redraw matches `draw_identities`."""
+    from audit import face_drawing
+    from audit.demo_data import _rng
+
+    rng = _rng(seed, f"pretrain/{i}")
+    who = _identity_labels(rng)
+    look = face_drawing.sample_look(rng, gender=who["gender"], age=who["age"], race=who["race"],
+                                    source=who["source"])
+    return who, look, rng
+
+
 def draw_identities(seed: int, start: int, stop: int, *, photos: int, size: tuple[int, int], crop: float,
                     interpolation: str = "bicubic") -> tuple[np.ndarray, np.ndarray]:
     """Draw identities start..stop-1 -> (pixels (N,H,W,3) uint8 as the model sees them before
@@ -118,7 +131,7 @@ def draw_identities(seed: int, start: int, stop: int, *, photos: int, size: tupl
     from PIL import Image
 
     from audit import face_drawing
-    from audit.demo_data import JPEG_QUALITY, _rng
+    from audit.demo_data import JPEG_QUALITY
     from audit.model import load_rgb
 
     n = (stop - start) * photos
@@ -126,10 +139,7 @@ def draw_identities(seed: int, start: int, stop: int, *, photos: int, size: tupl
     labels = np.empty((n, 5), np.int64)
     row = 0
     for i in range(start, stop):
-        rng = _rng(seed, f"pretrain/{i}")
-        who = _identity_labels(rng)
-        look = face_drawing.sample_look(rng, gender=who["gender"], age=who["age"], race=who["race"],
-                                        source=who["source"])
+        who, look, rng = identity_look(seed, i)
         for mask in _photo_masks(rng, photos):
             shot = face_drawing.sample_shot(rng, mask=mask, split="eval" if rng.random() < 0.5 else "train")
             picture = face_drawing.draw_face(look, shot)

@@ -12,7 +12,8 @@ loop and recipe) on the first N pretraining identities x 2 photos, drawn at SIZE
 against their TRUE labels. Besides timm names, three variants of timm's `test_resnet` are
 registered here (same blocks and stem, one change each): `deep_test_resnet` (two blocks a stage),
 `wide_test_resnet` (stem 24, channels 48/64/64/128), `os16_test_resnet` (output stride 16: the last
-stage keeps twice the resolution). Drawn arrays are cached as .npz in DIR. Prints one JSON row per
+stage keeps twice the resolution). Drawn identities are cached in DIR by the pretraining's own
+chunk cache (`audit.pretraining.draw_dataset`, per drawing version). Prints one JSON row per
 architecture and appends it to DIR/results.jsonl. --continue-from CHECKPOINT trains that
 checkpoint further instead (its architecture, input size and crop) on identities
 FIRST..FIRST+N-1: does more data still lift a converged reader?
@@ -26,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -56,36 +55,19 @@ def register_variants() -> None:
         register_model(make)
 
 
-def _draw(job):
-    from audit.pretraining import PRETRAIN_SEED, draw_identities
-
-    start, stop, size = job
-    return draw_identities(PRETRAIN_SEED, start, stop, photos=2, size=size, crop=0.7, interpolation="bilinear")
-
-
 def drawn(work_dir: Path, start: int, stop: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    from audit.face_drawing import DRAWING_VERSION
+    """Identities start..stop-1 x 2 photos at SIZE, through the pretraining's own chunk cache."""
+    from audit.pretraining import PretrainConfig, draw_dataset
 
-    cache = work_dir / f"ids_v{DRAWING_VERSION}_{start}_{stop}_{size[0]}x{size[1]}.npz"
-    if not cache.exists():
-        t0 = time.perf_counter()
-        jobs = [(a, min(a + 500, stop), size) for a in range(start, stop, 500)]
-        with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
-            parts = list(pool.map(_draw, jobs))
-        np.savez(cache, x=np.concatenate([p[0] for p in parts]), y=np.concatenate([p[1] for p in parts]))
-        print(f"drew identities {start}-{stop - 1} at {size[0]}x{size[1]} in {time.perf_counter() - t0:.0f} s",
-              flush=True)
-    arrays = np.load(cache)
-    return arrays["x"], arrays["y"]
+    return draw_dataset(work_dir, PretrainConfig(img_size=size), start=start, stop=stop,
+                        interpolation="bilinear", workers=2)
 
 
 def read_checkpoint(path: str, x: np.ndarray, y: np.ndarray) -> dict:
     import torch
 
-    from audit import face_drawing
-    from audit.demo_data import _rng
     from audit.model import load_checkpoint
-    from audit.pretraining import PRETRAIN_SEED, _identity_labels, _to_input
+    from audit.pretraining import PRETRAIN_SEED, _to_input, identity_look
 
     model, card = load_checkpoint(path, "cpu")
     model.float().eval()
@@ -100,11 +82,8 @@ def read_checkpoint(path: str, x: np.ndarray, y: np.ndarray) -> dict:
     truth, masked = y[:, 1], y[:, 0] == 0
     right = plain.argmax(1) == truth
     looks = {}
-    for i in np.unique(y[:, 4]):  # redraw each identity's look: the same rng calls as draw_identities
-        rng = _rng(PRETRAIN_SEED, f"pretrain/{i}")
-        who = _identity_labels(rng)
-        look = face_drawing.sample_look(rng, gender=who["gender"], age=who["age"], race=who["race"],
-                                        source=who["source"])
+    for i in np.unique(y[:, 4]):  # each identity's look, as draw_identities drew it
+        who, look, _ = identity_look(PRETRAIN_SEED, int(i))
         looks[int(i)] = (who["race"], who["source"], look.fem)
     race = np.array([looks[int(i)][0] for i in y[:, 4]])
     source = np.array([looks[int(i)][1] for i in y[:, 4]])
