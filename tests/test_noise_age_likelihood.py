@@ -78,3 +78,54 @@ def test_joins_the_queue_with_a_second_opinion_that_has_ages_only():
     got = second_opinion_detectors(df, SimpleNamespace(predictions=with_age, name="pretrained"))
     assert "age_likelihood" in got and got["age_likelihood"]["evidence"].str.startswith("run pretrained").all()
     assert "age_likelihood" not in second_opinion_detectors(df, SimpleNamespace(predictions=probs, name="csv"))
+
+
+def _labelled(rng, n, wrong_true_age):
+    """n people with given ages 16..70, 10% of them wrong: their true age `wrong_true_age(given)`
+    (in another default bin); predicted age = true age + N(0, 4), about the pretrained reader's spread."""
+    given = rng.integers(16, 71, n).astype(float)
+    true = given.copy()
+    wrong = rng.random(n) < 0.1
+    true[wrong] = [wrong_true_age(g) for g in given[wrong]]
+    return given, true + rng.normal(0, 4, n), wrong
+
+
+def test_the_distance_of_wrong_ages_from_their_label_is_fitted_from_the_data():
+    """Near misses (the true age 1-4 years across the nearest boundary) fit a small tau; ages that
+    land anywhere in another bin fit a large one. Ranking with the fitted tau must find the near
+    misses better than the flat prior does."""
+    from sklearn.metrics import average_precision_score
+
+    from audit.noise.age_likelihood import DISTANCE_SCALES, _age_prior, fit_distance_scale, log_likelihoods, \
+        wrong_age_log_prior
+
+    rng = np.random.default_rng(3)
+    bins = L.DEFAULT_BINS
+    lo, hi = bins.edges
+
+    def near(g):
+        b = lo if abs(g - lo) <= abs(g - hi) else hi
+        d = rng.integers(0, 4)
+        return b + d if g < b else b - 1 - d
+
+    def anywhere(g):
+        options = [a for a in range(16, 71) if bins.bin(float(a)) != bins.bin(g)]
+        return float(rng.choice(options))
+
+    taus, cases = {}, {}
+    for name, move in (("near", near), ("anywhere", anywhere)):
+        given, pred, wrong = _labelled(rng, 1500, move)
+        gbin = np.asarray(bins.bin(given), dtype=np.int64)
+        prior = _age_prior(given)
+        taus[name] = fit_distance_scale([(pred, given, gbin, 4.0)], prior, bins)
+        cases[name] = (given, pred, wrong, gbin, prior)
+    assert taus["near"] <= 4 and taus["anywhere"] >= 12, taus
+
+    given, pred, wrong, gbin, prior = cases["near"]
+
+    def auprc(tau):
+        right, wrong_ll, _ = log_likelihoods(pred, given, gbin, 4.0,
+                                             wrong_age_log_prior(given, gbin, prior, tau, bins), bins)
+        return average_precision_score(wrong, wrong_ll - right)
+
+    assert auprc(taus["near"]) > auprc(DISTANCE_SCALES[-1])

@@ -6,9 +6,14 @@ though both read 2 years below the 30-59 bin. Model: the predicted age (for a tr
 mean over their photos) is the true age plus Gaussian noise of spread sigma (1.4826 x the median
 absolute deviation of predicted - given age: most labels are right, so the median ignores the
 wrong ones). If the label is right the true age IS the given age; if it is wrong the true age
-lies in another bin, as common there as ages are among all given labels (a smoothed histogram).
+lies in another bin, as common there as ages are among all given labels (a smoothed histogram)
+and likelier near the label than far from it: P(true age a | label wrong, given g) is proportional
+to prior(a) * exp(-|a - g| / tau) over the other bins. An age labeller - a person, deepface -
+errs by years, so a wrong "28" is more often a 31 than a 55. tau (years) is FITTED on the data
+judged, by maximum marginal likelihood (the noise rate by EM beside it), not tuned on benchmark
+seeds: `fit_distance_scale`.
 
-    score = log P(predicted | true age in another bin) - log P(predicted | true age = given age)
+    score = log P(predicted | label wrong) - log P(predicted | true age = given age)
 
 in nats; > 0: the years fit another bin better than the label. The suggestion is the other bin
 holding most of that likelihood.
@@ -17,7 +22,8 @@ Used with a second opinion (`audit.noise.merge.second_opinion_detectors`): the o
 domain-pretrained backbone's heads, another architecture, imported predictions with an age - never
 learned these labels, so its age reading cannot have absorbed their mistakes (bench-noise seeds
 0-4, moved ages: AUPRC 0.516 from the pretrained run's ages; the same ratio on the fine-tuned run's
-own out-of-fold ages reached 0.37 in a trial, about age_residual's 0.33).
+own out-of-fold ages reached 0.37 in a trial, about age_residual's 0.33). The fitted tau lifted the
+fit seeds 5-9 from 0.486 to 0.513 (BENCHMARKS.md "Label-noise detectors", fifteenth session).
 """
 from __future__ import annotations
 
@@ -48,19 +54,67 @@ def _robust_sigma(residual: np.ndarray) -> float:
     return max(float(1.4826 * np.median(np.abs(r - np.median(r)))), MIN_SIGMA)
 
 
+# Candidate tau (years) for `fit_distance_scale`; the last is effectively flat (the given-age
+# histogram alone, this detector before the fit).
+DISTANCE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0, 1e6)
+EM_ROUNDS = 50
+FIT_MAX_ITEMS = 5000  # tau is fitted on at most this many items (a fixed-seed sample): the fit stays cheap
+
+
+def wrong_age_log_prior(given_age: np.ndarray, given_bin: np.ndarray, prior: np.ndarray, tau: float,
+                        bins: L.AgeBins) -> np.ndarray:
+    """log P(true age = AGES[j] | label wrong, given age_i): (N, len(AGES)), -inf inside the
+    given bin; prior(a) * exp(-|a - given| / tau) over the other bins, normalised per row."""
+    age_bin = np.asarray(bins.bin(AGES.astype(np.float64)), dtype=np.int64).reshape(-1)
+    z = np.log(prior)[None, :] - np.abs(AGES[None, :] - np.asarray(given_age, np.float64)[:, None]) / tau
+    z = np.where(age_bin[None, :] != np.asarray(given_bin)[:, None], z, -np.inf)
+    from scipy.special import logsumexp
+
+    return z - logsumexp(z, axis=1, keepdims=True)
+
+
 def log_likelihoods(pred: np.ndarray, given_age: np.ndarray, given_bin: np.ndarray, sigma: float,
-                    prior: np.ndarray, bins: L.AgeBins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(log P(pred | label right), log P(pred | label wrong), suggested bin), each (N,).
-    Gaussian constants cancel in the ratio and are left out."""
+                    wrong_prior: np.ndarray, bins: L.AgeBins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log P(pred | label right), log P(pred | label wrong), suggested bin), each (N);
+    `wrong_prior` from `wrong_age_log_prior`. The Gaussian's constant, the same in both, is left out."""
     from scipy.special import logsumexp
 
     pred = np.asarray(pred, dtype=np.float64)
     right = -0.5 * ((pred - given_age) / sigma) ** 2
-    z = -0.5 * ((pred[:, None] - AGES[None, :]) / sigma) ** 2 + np.log(prior)[None, :]
+    z = -0.5 * ((pred[:, None] - AGES[None, :]) / sigma) ** 2 + wrong_prior
     age_bin = np.asarray(bins.bin(AGES.astype(np.float64)), dtype=np.int64).reshape(-1)
-    per_bin = np.stack([logsumexp(z[:, age_bin == b], axis=1) for b in range(3)], axis=1)
+    per_bin = np.stack([logsumexp(z[:, age_bin == b], axis=1) for b in range(len(bins.labels))], axis=1)
     per_bin[np.arange(len(pred)), given_bin] = -np.inf
     return right, logsumexp(per_bin, axis=1), per_bin.argmax(axis=1)
+
+
+def fit_distance_scale(parts: list[tuple], prior: np.ndarray, bins: L.AgeBins) -> float:
+    """The tau of DISTANCE_SCALES under which the readings are likeliest: each item's marginal
+    likelihood is (1 - rate) P(pred | right) + rate P(pred | wrong), the noise rate re-estimated
+    by EM for each tau. `parts`: (pred, given_age, given_bin, sigma) per item kind."""
+    total = sum(len(p[0]) for p in parts)
+    if total > FIT_MAX_ITEMS:
+        rng = np.random.default_rng(0)
+        keep = [rng.random(len(p[0])) < FIT_MAX_ITEMS / total for p in parts]
+        parts = [(pred[k], given_age[k], given_bin[k], sigma)
+                 for (pred, given_age, given_bin, sigma), k in zip(parts, keep)]
+    best_tau, best_ll = DISTANCE_SCALES[-1], -np.inf
+    for tau in DISTANCE_SCALES:
+        pairs = []
+        for pred, given_age, given_bin, sigma in parts:
+            right, wrong, _ = log_likelihoods(pred, given_age, given_bin, sigma,
+                                              wrong_age_log_prior(given_age, given_bin, prior, tau, bins), bins)
+            pairs.append((right, wrong))
+        right = np.concatenate([r for r, _ in pairs])
+        wrong = np.concatenate([w for _, w in pairs])
+        rate = 0.1
+        for _ in range(EM_ROUNDS):
+            post = 1.0 / (1.0 + np.exp(np.clip(np.log1p(-rate) + right - np.log(rate) - wrong, -50, 50)))
+            rate = float(np.clip(post.mean(), 1e-3, 0.5))
+        ll = float(np.logaddexp(np.log1p(-rate) + right, np.log(rate) + wrong).sum())
+        if ll > best_ll:
+            best_tau, best_ll = tau, ll
+    return best_tau
 
 
 def _times(log_ratio: float) -> str:
@@ -101,11 +155,13 @@ def age_likelihood(labels: pd.DataFrame, pred_age: np.ndarray, *, bins: L.AgeBin
     # A person's mean over 7 photos is steadier than one eval photo: each kind its own spread,
     # when it has enough items to estimate one.
     first_sigma = _robust_sigma(parts[0][3] - parts[0][4])
+    sigmas = [_robust_sigma(p[3] - p[4]) if len(p[3]) >= MIN_OWN_SPREAD else first_sigma for p in parts]
+    tau = fit_distance_scale([(p[3], p[4], p[5], sd) for p, sd in zip(parts, sigmas)], prior, bins)
     names = bins.labels
     frames = []
-    for kind, item, people, pred, given_age, given_bin in parts:
-        sigma = _robust_sigma(pred - given_age) if len(pred) >= MIN_OWN_SPREAD else first_sigma
-        right, wrong, suggested = log_likelihoods(pred, given_age, given_bin, sigma, prior, bins)
+    for (kind, item, people, pred, given_age, given_bin), sigma in zip(parts, sigmas):
+        right, wrong, suggested = log_likelihoods(
+            pred, given_age, given_bin, sigma, wrong_age_log_prior(given_age, given_bin, prior, tau, bins), bins)
         score = wrong - right
         what = "mean predicted age" if kind == "person" else "predicted age"
         evidence = [
