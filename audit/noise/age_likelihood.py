@@ -20,10 +20,11 @@ holding most of that likelihood.
 
 Used with a second opinion (`audit.noise.merge.second_opinion_detectors`): the other run - the
 domain-pretrained backbone's heads, another architecture, imported predictions with an age - never
-learned these labels, so its age reading cannot have absorbed their mistakes (bench-noise seeds
-0-4, moved ages: AUPRC 0.516 from the pretrained run's ages; the same ratio on the fine-tuned run's
-own out-of-fold ages reached 0.37 in a trial, about age_residual's 0.33). The fitted tau lifted the
-fit seeds 5-9 from 0.486 to 0.513 (BENCHMARKS.md "Label-noise detectors", fifteenth session).
+learned these labels, so its age reading cannot have absorbed their mistakes (the same ratio on the
+fine-tuned run's own out-of-fold ages reached 0.37 in a trial, about age_residual's 0.33). Fitting tau
+(the method chosen on bench-noise seeds 5-9 alone: this detector's AUPRC there 0.482 -> 0.514) lifted
+the merged age queue on the held-out seeds 0-4 / 10-14 from 0.500 / 0.488 to 0.539 / 0.522
+(BENCHMARKS.md "Label-noise detectors", fifteenth session).
 """
 from __future__ import annotations
 
