@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from audit import labels as L
 from audit.noise import detector_frame, empty_detector_frame, person_groups
@@ -62,15 +63,17 @@ EM_ROUNDS = 50
 FIT_MAX_ITEMS = 5000  # tau is fitted on at most this many items (a fixed-seed sample): the fit stays cheap
 
 
+def _bin_of_each_age(bins: L.AgeBins) -> np.ndarray:
+    """The bin code of each age of AGES: (len(AGES),)."""
+    return np.asarray(bins.bin(AGES.astype(np.float64)), dtype=np.int64).reshape(-1)
+
+
 def wrong_age_log_prior(given_age: np.ndarray, given_bin: np.ndarray, prior: np.ndarray, tau: float,
                         bins: L.AgeBins) -> np.ndarray:
     """log P(true age = AGES[j] | label wrong, given age_i): (N, len(AGES)), -inf inside the
     given bin; prior(a) * exp(-|a - given| / tau) over the other bins, normalised per row."""
-    age_bin = np.asarray(bins.bin(AGES.astype(np.float64)), dtype=np.int64).reshape(-1)
     z = np.log(prior)[None, :] - np.abs(AGES[None, :] - np.asarray(given_age, np.float64)[:, None]) / tau
-    z = np.where(age_bin[None, :] != np.asarray(given_bin)[:, None], z, -np.inf)
-    from scipy.special import logsumexp
-
+    z = np.where(_bin_of_each_age(bins)[None, :] != np.asarray(given_bin)[:, None], z, -np.inf)
     return z - logsumexp(z, axis=1, keepdims=True)
 
 
@@ -78,12 +81,10 @@ def log_likelihoods(pred: np.ndarray, given_age: np.ndarray, given_bin: np.ndarr
                     wrong_prior: np.ndarray, bins: L.AgeBins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(log P(pred | label right), log P(pred | label wrong), suggested bin), each (N);
     `wrong_prior` from `wrong_age_log_prior`. The Gaussian's constant, the same in both, is left out."""
-    from scipy.special import logsumexp
-
     pred = np.asarray(pred, dtype=np.float64)
     right = -0.5 * ((pred - given_age) / sigma) ** 2
     z = -0.5 * ((pred[:, None] - AGES[None, :]) / sigma) ** 2 + wrong_prior
-    age_bin = np.asarray(bins.bin(AGES.astype(np.float64)), dtype=np.int64).reshape(-1)
+    age_bin = _bin_of_each_age(bins)
     per_bin = np.stack([logsumexp(z[:, age_bin == b], axis=1) for b in range(len(bins.labels))], axis=1)
     per_bin[np.arange(len(pred)), given_bin] = -np.inf
     return right, logsumexp(per_bin, axis=1), per_bin.argmax(axis=1)
